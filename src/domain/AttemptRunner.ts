@@ -1,0 +1,97 @@
+/**
+ * Runs one attempt through the ports: send, classify, update the backend's state, emit the
+ * attempt's events and (for a failed attempt) its usage record. Phases decide what comes next.
+ */
+import { Clock, Effect, Option } from "effect"
+import type { AttemptRecord } from "./Attempt.js"
+import { upstreamModel } from "./Backend.js"
+import { classify, type FailureClass, outcomeLabel } from "./FailureClass.js"
+import type { Ticket } from "./Fleet.js"
+import { LifecycleEvent } from "./LifecycleEvent.js"
+import type { Phase } from "./Phase.js"
+import { Policy } from "./Policy.js"
+import { FleetStore } from "./ports/FleetStore.js"
+import { LifecycleEvents } from "./ports/LifecycleEvents.js"
+import type { AttemptReply } from "./ports/Upstream.js"
+import { Upstream } from "./ports/Upstream.js"
+import { UsageLog } from "./ports/UsageLog.js"
+import type { RequestContext } from "./RequestContext.js"
+
+export interface AttemptResult {
+  readonly ticket: Ticket
+  readonly class: FailureClass
+  readonly reply: AttemptReply
+  readonly record: AttemptRecord
+  /** Epoch ms at which the backend's cooldown ends (≤ now when not cooling). */
+  readonly coolingUntil: number
+}
+
+const statusOf = (reply: AttemptReply): number | undefined =>
+  reply.observation._tag === "Response" ? reply.observation.status : undefined
+
+export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
+  Effect.gen(function*() {
+    const policy = yield* Policy
+    const upstream = yield* Upstream
+    const fleet = yield* FleetStore
+    const events = yield* LifecycleEvents
+    const usage = yield* UsageLog
+    const backend = ticket.backend
+    const attempt = ++ctx.attempts
+    const base = {
+      requestId: ctx.request.id,
+      at: ticket.sentAt,
+      backend: backend.id,
+      pool: backend.pool,
+      model: ctx.request.model,
+      upstreamModel: upstreamModel(backend, ctx.request.model),
+      phase,
+      attempt
+    }
+    const reply = yield* upstream.send({ request: ctx.request, backend, upstreamModel: base.upstreamModel, phase, attempt })
+      .pipe(Effect.onInterrupt(() =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          usage.record({
+            ...base,
+            status: undefined,
+            outcome: "cancelled",
+            errorClass: "ClientClosed",
+            firstByteMs: undefined,
+            durationMs: now - ticket.sentAt,
+            promptTokens: undefined,
+            completionTokens: undefined,
+            costUsd: undefined
+          }))
+      ))
+    const now = yield* Clock.currentTimeMillis
+    const cls = classify(reply.observation, policy.routing.nextPoolOn, now)
+    const reported = yield* fleet.report(ticket, cls)
+    const record: AttemptRecord = {
+      ...base,
+      status: statusOf(reply),
+      outcome: outcomeLabel(cls),
+      errorClass: cls._tag,
+      firstByteMs: reply.firstByteMs,
+      durationMs: now - ticket.sentAt,
+      promptTokens: undefined,
+      completionTokens: undefined,
+      costUsd: undefined
+    }
+    ctx.trail.push(record)
+    yield* events.emit(LifecycleEvent.AttemptFinished({ record }))
+    if (Option.isSome(reported.started)) {
+      const s = reported.started.value
+      yield* events.emit(LifecycleEvent.BackendCooldown({
+        requestId: ctx.request.id,
+        backend: backend.id,
+        pool: backend.pool,
+        reason: s.reason,
+        durationMs: s.durationMs,
+        until: s.until,
+        streak: s.streak
+      }))
+    }
+    // A served attempt's record is completed (tokens, duration) when its body ends.
+    if (cls._tag !== "Success") yield* usage.record(record)
+    return { ticket, class: cls, reply, record, coolingUntil: reported.coolingUntil } satisfies AttemptResult
+  })

@@ -1,0 +1,113 @@
+/**
+ * The request lifecycle (SPEC §1): direct → Primary-Wait → emergency → exhausted. Orchestration
+ * only; each phase lives in its own module and talks to the world through the ports.
+ */
+import { Clock, Effect, Option } from "effect"
+import { costUsd, servesModel } from "./Backend.js"
+import { directPhase, bestPool } from "./DirectPhase.js"
+import { emergency } from "./Emergency.js"
+import { AllPoolsExhausted, ModelNotServed } from "./Errors.js"
+import { summarize } from "./Attempt.js"
+import { LifecycleEvent } from "./LifecycleEvent.js"
+import { passedThrough } from "./PhaseStep.js"
+import { Policy } from "./Policy.js"
+import { FleetStore } from "./ports/FleetStore.js"
+import { LifecycleEvents } from "./ports/LifecycleEvents.js"
+import { UsageLog } from "./ports/UsageLog.js"
+import { primaryWait } from "./PrimaryWait.js"
+import type { ProxyRequest } from "./ProxyRequest.js"
+import { makeRequestContext, type RequestContext } from "./RequestContext.js"
+import type { RequestOutcome, Served } from "./RequestOutcome.js"
+
+/** Minimum Retry-After on an exhausted answer, so callers never busy-loop. */
+const MIN_RETRY_AFTER_MS = 1000
+
+const exhausted = (ctx: RequestContext) =>
+  Effect.gen(function*() {
+    const policy = yield* Policy
+    const fleet = yield* FleetStore
+    const events = yield* LifecycleEvents
+    const { model, id: requestId } = ctx.request
+    // The last failure was the caller's (a `next_pool_on` refusal from every pool left): return it.
+    if (ctx.lastWasRefusal && ctx.lastRefusal !== undefined) return passedThrough(ctx, ctx.lastRefusal, "exhausted")
+    const now = yield* Clock.currentTimeMillis
+    const next = yield* fleet.nextAvailableAt(model, policy.routing.pools)
+    const retryAfterMs = Math.max(MIN_RETRY_AFTER_MS, Option.getOrElse(next, () => now) - now)
+    yield* events.emit(LifecycleEvent.AllPoolsExhausted({ requestId, model, retryAfterMs }))
+    return yield* new AllPoolsExhausted({ model, attempts: ctx.trail.map(summarize), retryAfterMs })
+  })
+
+/**
+ * Runs a request to its outcome. Fails with AllPoolsExhausted when every phase ran out, or
+ * ModelNotServed when no backend is configured for the model at all.
+ */
+export const handle = (request: ProxyRequest) =>
+  Effect.gen(function*() {
+    const policy = yield* Policy
+    const fleet = yield* FleetStore
+    const startedAt = yield* Clock.currentTimeMillis
+    const ctx = makeRequestContext(request, policy.routing.pools, startedAt)
+
+    const direct = yield* directPhase(ctx)
+    if (Option.isSome(direct)) return direct.value
+
+    const best = yield* bestPool(ctx)
+    if (Option.isNone(best)) {
+      if (ctx.attempts === 0 && !ctx.lastWasRefusal) {
+        const configured = (yield* fleet.state).backends.some((b) => servesModel(b, request.model))
+        if (!configured) return yield* new ModelNotServed({ model: request.model })
+      }
+      return yield* exhausted(ctx)
+    }
+
+    const waited = yield* primaryWait(ctx, best.value)
+    if (Option.isSome(waited)) return waited.value
+
+    const rescued = yield* emergency(ctx)
+    if (Option.isSome(rescued)) return rescued.value
+
+    return yield* exhausted(ctx)
+  })
+
+/** What the data plane learned once a served response's body ended. */
+export interface BodyOutcome {
+  readonly promptTokens: number | undefined
+  readonly completionTokens: number | undefined
+  /** From the attempt's send to the body's end. */
+  readonly durationMs: number
+}
+
+/**
+ * Completes a served attempt's usage record once its body has ended: tokens, cost, duration.
+ * Tokens the upstream did not report stay unknown (not zero).
+ */
+export const settleServed = (served: Served, body: BodyOutcome) =>
+  Effect.gen(function*() {
+    const fleet = yield* FleetStore
+    const usage = yield* UsageLog
+    const events = yield* LifecycleEvents
+    const r = served.record
+    const backend = (yield* fleet.state).backends.find((b) => b.id === r.backend)
+    const known = body.promptTokens !== undefined || body.completionTokens !== undefined
+    const prompt = body.promptTokens ?? 0
+    const completion = body.completionTokens ?? 0
+    const cost = known && backend !== undefined ? costUsd(backend, r.model, prompt, completion) : undefined
+    yield* usage.record({
+      ...r,
+      durationMs: body.durationMs,
+      promptTokens: body.promptTokens,
+      completionTokens: body.completionTokens,
+      costUsd: cost
+    })
+    if (known) {
+      yield* events.emit(LifecycleEvent.UsageObserved({
+        backend: r.backend,
+        model: r.model,
+        promptTokens: prompt,
+        completionTokens: completion,
+        costUsd: cost ?? 0
+      }))
+    }
+  })
+
+export type { RequestOutcome }

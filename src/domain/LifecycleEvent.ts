@@ -1,0 +1,51 @@
+/**
+ * Everything observable that happens to a request on its way through the lifecycle. Metrics,
+ * logs and the simulator's timeline are all projections of this one stream.
+ */
+import { Data } from "effect"
+import type { AttemptRecord } from "./Attempt.js"
+import type { CooldownReason } from "./Cooldown.js"
+import type { Phase } from "./Phase.js"
+
+export type LifecycleEvent = Data.TaggedEnum<{
+  /** An attempt reached its commit decision (for a served attempt: before its body streams). */
+  AttemptFinished: { readonly record: AttemptRecord }
+  BackendCooldown: {
+    readonly requestId: string
+    readonly backend: string
+    readonly pool: string
+    readonly reason: CooldownReason
+    readonly durationMs: number
+    readonly until: number
+    readonly streak: number
+  }
+  /** A request waits for a short cooldown of its best pool's backend ("wait if short"). */
+  WaitIfShort: { readonly requestId: string; readonly backend: string; readonly waitMs: number }
+  PrimaryWaitEntered: { readonly requestId: string; readonly model: string; readonly pool: string }
+  PrimaryWaitRecovered: { readonly requestId: string; readonly backend: string; readonly waitedMs: number }
+  PrimaryWaitExhausted: { readonly requestId: string; readonly waitedMs: number }
+  /** The request left Primary-Wait neither recovered nor exhausted: a caller-fault answer, or the client left. */
+  PrimaryWaitAbandoned: { readonly requestId: string; readonly reason: "caller_fault" | "client_closed" }
+  EmergencyActivated: { readonly requestId: string; readonly model: string }
+  EmergencySucceeded: { readonly requestId: string; readonly backend: string }
+  AllPoolsExhausted: { readonly requestId: string; readonly model: string; readonly retryAfterMs: number }
+  /** The request is over: its response committed and (for a served request) its body finished. */
+  RequestCompleted: {
+    readonly requestId: string
+    readonly model: string
+    readonly phase: Phase
+    readonly status: number
+    readonly attempts: number
+    readonly backend: string | undefined
+    readonly durationMs: number
+  }
+  /** Tokens and cost of a served attempt, once its body finished. */
+  UsageObserved: {
+    readonly backend: string
+    readonly model: string
+    readonly promptTokens: number
+    readonly completionTokens: number
+    readonly costUsd: number
+  }
+}>
+export const LifecycleEvent = Data.taggedEnum<LifecycleEvent>()

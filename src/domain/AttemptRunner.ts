@@ -48,7 +48,7 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
       phase,
       attempt
     }
-    const reply = yield* upstream.send({ request: ctx.request, backend, upstreamModel: base.upstreamModel, phase, attempt })
+    const reply = yield* upstream.send({ request: ctx.request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt })
       .pipe(Effect.onInterrupt(() =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           usage.record({

@@ -18,7 +18,7 @@ export interface CooldownState {
   readonly reason: CooldownReason | undefined
   /** Consecutive errors (5xx, connection failures, timeouts) since the last 2xx or 429. */
   readonly errors: number
-  /** Bumped each time a rate-limit cooldown starts; an attempt remembers the value it was sent under. */
+  /** Bumped each time a cooldown starts; an attempt remembers the value it was sent under. */
   readonly generation: number
 }
 
@@ -45,15 +45,12 @@ export interface CooldownStarted {
 export type Transition = readonly [CooldownState, Option.Option<CooldownStarted>]
 
 /**
- * A 2xx ends every streak and any cooldown in force (an emergency attempt may prove a cooling
- * backend healthy). A 2xx for a request sent before the current cooldown began says nothing about
- * now and changes nothing.
+ * A 2xx ends every streak. A cooldown in force runs its course (an emergency attempt that got
+ * through does not prove the limit gone). A 2xx for a request sent before the current cooldown
+ * began says nothing about now and changes nothing.
  */
-export const onSuccess = (s: CooldownState, sentGeneration: number, now: number): CooldownState => {
-  if (sentGeneration < s.generation) return s
-  if (s.streak === 0 && s.errors === 0 && s.until <= now) return s
-  return { ...s, streak: 0, lastMs: 0, errors: 0, until: Math.min(s.until, now), reason: undefined }
-}
+export const onSuccess = (s: CooldownState, sentGeneration: number): CooldownState =>
+  sentGeneration < s.generation || (s.streak === 0 && s.errors === 0) ? s : { ...s, streak: 0, lastMs: 0, errors: 0 }
 
 /**
  * A 429. The first cooldown of a streak lasts the hint (when honoured) or `base_ms`; each further
@@ -105,7 +102,7 @@ export const onError = (s: CooldownState, policy: CooldownPolicy, now: number): 
   if (errors < policy.errorThreshold || s.until > now) return [{ ...s, errors }, Option.none()]
   const until = now + policy.errorMs
   return [
-    { ...s, errors, since: now, until, reason: "errors" },
+    { ...s, errors, since: now, until, reason: "errors", generation: s.generation + 1 },
     Option.some({ reason: "errors", durationMs: policy.errorMs, until, streak: s.streak })
   ]
 }
@@ -114,7 +111,7 @@ export const onError = (s: CooldownState, policy: CooldownPolicy, now: number): 
 export const onKeyRejected = (s: CooldownState, policy: CooldownPolicy, now: number): Transition => {
   const until = Math.max(s.until, now + policy.errorMs)
   return [
-    { ...s, errors: s.errors + 1, since: now, until, reason: "errors" },
+    { ...s, errors: s.errors + 1, since: now, until, reason: "errors", generation: s.generation + 1 },
     Option.some({ reason: "errors", durationMs: until - now, until, streak: s.streak })
   ]
 }

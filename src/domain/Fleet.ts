@@ -141,7 +141,7 @@ export const report = (
   let transition: Cooldown.Transition
   switch (outcome._tag) {
     case "Success":
-      transition = [Cooldown.onSuccess(c, ticket.generation, now), Option.none()]
+      transition = [Cooldown.onSuccess(c, ticket.generation), Option.none()]
       break
     case "RateLimited":
       transition = Cooldown.onRateLimited(c, policy.cooldown, outcome.hintMs, ticket.generation, now)

@@ -4,12 +4,15 @@
 import { Context, type Effect } from "effect"
 import type { Backend } from "../Backend.js"
 import type { Observation } from "../FailureClass.js"
+import type { Ticket } from "../Fleet.js"
 import type { Phase } from "../Phase.js"
 import type { ProxyRequest, UpstreamResponse } from "../ProxyRequest.js"
 
 export interface AttemptSpec {
   readonly request: ProxyRequest
   readonly backend: Backend
+  /** The pick this attempt was sent under (when, and under which cooldown generation). */
+  readonly ticket: Ticket
   /** The model name to send (the backend's mapping of the canonical model). */
   readonly upstreamModel: string
   readonly phase: Phase

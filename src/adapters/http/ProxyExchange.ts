@@ -1,0 +1,131 @@
+/**
+ * One proxied request, from a parsed client request to the bytes on the wire: runs the lifecycle
+ * in a fiber, answers from its outcome, streams the committed body, and settles usage at the end.
+ * The client leaving interrupts the fiber (before the commit) or destroys the body (after it),
+ * which aborts the upstream request either way.
+ */
+import { Effect, Exit, Cause, Runtime } from "effect"
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
+import { pipeline } from "node:stream"
+import * as Lifecycle from "../../domain/Lifecycle.js"
+import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
+import type { Phase } from "../../domain/Phase.js"
+import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
+import type { RequestOutcome } from "../../domain/RequestOutcome.js"
+import type { LifecycleError } from "../../domain/Errors.js"
+import type { BodyReport, HttpProxyRequest, HttpUpstreamResponse } from "../upstream/HttpExchange.js"
+import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError.js"
+
+/** Whatever the lifecycle needs, provided once by the server's runtime. */
+export type LifecycleDeps = Effect.Effect.Context<ReturnType<typeof Lifecycle.handle>> | LifecycleEvents
+export type LifecycleRuntime = Runtime.Runtime<LifecycleDeps>
+
+export interface ExchangeOptions {
+  readonly exhaustedShouldRetry: boolean
+}
+
+const sidecarHeaders = (requestId: string, phase: Phase, attempts: number, backend?: string, pool?: string) => {
+  const h: Record<string, string> = {
+    "x-request-id": requestId,
+    "x-sidecar-phase": phase,
+    "x-sidecar-attempts": String(attempts)
+  }
+  if (backend !== undefined) h["x-sidecar-backend"] = backend
+  if (pool !== undefined) h["x-sidecar-pool"] = pool
+  return h
+}
+
+const ignore = () => {}
+
+export const writeError = (res: ServerResponse, answer: ErrorAnswer, extra: Record<string, string> = {}) => {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  res.writeHead(answer.status, { ...answer.headers, ...extra, "content-length": Buffer.byteLength(answer.body) })
+  res.end(answer.body)
+}
+
+/**
+ * Runs one request. `startedAt` is the epoch ms at which the request arrived (for its duration);
+ * `onDone` is called exactly once when the exchange is over (graceful shutdown counts on it).
+ */
+export const runExchange = (
+  runtime: LifecycleRuntime,
+  options: ExchangeOptions,
+  request: HttpProxyRequest,
+  req: IncomingMessage,
+  res: ServerResponse,
+  startedAt: number,
+  onDone: () => void
+): void => {
+  const run = Runtime.runFork(runtime)
+  const complete = (phase: Phase, status: number, attempts: number, backend: string | undefined, extra?: Effect.Effect<void, never, LifecycleDeps>) => {
+    const event = LifecycleEvents.pipe(Effect.flatMap((events) =>
+      events.emit(LifecycleEvent.RequestCompleted({
+        requestId: request.id,
+        model: request.model,
+        phase,
+        status,
+        attempts,
+        backend,
+        durationMs: Date.now() - startedAt
+      }))
+    ))
+    run((extra === undefined ? event : Effect.zipRight(extra, event)).pipe(Effect.annotateLogs("request_id", request.id)))
+    onDone()
+  }
+
+  const fiber = run(Lifecycle.handle(request).pipe(Effect.annotateLogs("request_id", request.id)))
+  let committed = false
+  const onClientGone = () => {
+    if (!committed) fiber.unsafeInterruptAsFork(fiber.id())
+  }
+  res.once("close", onClientGone)
+  req.once("aborted", onClientGone)
+
+  fiber.addObserver((exit: Exit.Exit<RequestOutcome, LifecycleError>) => {
+    committed = true
+    if (Exit.isSuccess(exit)) return answerOutcome(exit.value)
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some") {
+      const e = failure.value
+      const attempts = e._tag === "AllPoolsExhausted" ? e.attempts.length : 0
+      writeError(res, fromLifecycleError(e, { shouldRetry: options.exhaustedShouldRetry }), sidecarHeaders(request.id, "exhausted", attempts))
+      return complete("exhausted", e._tag === "AllPoolsExhausted" ? 503 : 404, attempts, undefined)
+    }
+    if (Cause.isInterruptedOnly(exit.cause)) return complete("direct", 499, 0, undefined)
+    run(Effect.logError("request_failed").pipe(Effect.annotateLogs({ request_id: request.id, cause: Cause.pretty(exit.cause) })))
+    writeError(res, errorAnswer(500, "Sidecar failed to handle the request", "internal_error", "internal_error"), { "x-request-id": request.id })
+    complete("direct", 500, 0, undefined)
+  })
+
+  const answerOutcome = (o: RequestOutcome) => {
+    const response = o.response as HttpUpstreamResponse
+    if (res.destroyed) {
+      response.body.destroy()
+      return complete(o.phase, 499, o.attempts, o.backend)
+    }
+    res.writeHead(response.status, {
+      ...(response.headers as OutgoingHttpHeaders),
+      ...sidecarHeaders(request.id, o.phase, o.attempts, o.backend, o.pool)
+    })
+    pipeline(response.body, res, ignore)
+    void response.finished.then((report: BodyReport) => {
+      const status = report.end === "client_closed" ? 499 : response.status
+      complete(
+        o.phase,
+        status,
+        o.attempts,
+        o.backend,
+        o._tag === "Served"
+          ? Lifecycle.settleServed(o, {
+            promptTokens: report.promptTokens,
+            completionTokens: report.completionTokens,
+            durationMs: Date.now() - o.record.at
+          })
+          : undefined
+      )
+    })
+  }
+}

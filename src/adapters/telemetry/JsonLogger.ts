@@ -1,0 +1,42 @@
+/**
+ * SPEC §8 log lines: one JSON object per line on stdout with `level`, `time`, `msg` (the event
+ * name) and the event's fields (annotations, `request_id` among them) at the top level.
+ */
+import { Cause, HashMap, Inspectable, Logger } from "effect"
+
+const levelName: Record<string, string> = {
+  All: "all",
+  Trace: "trace",
+  Debug: "debug",
+  Info: "info",
+  Warning: "warn",
+  Error: "error",
+  Fatal: "fatal",
+  None: "off"
+}
+
+const messageText = (message: unknown): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((m) => (typeof m === "string" ? m : Inspectable.toStringUnknown(m))).join(" ")
+}
+
+/** Formats one log entry as the JSON line (without the newline). */
+export const format = Logger.make(({ annotations, cause, date, logLevel, message }) => {
+  const line: Record<string, unknown> = {
+    level: levelName[logLevel._tag] ?? logLevel.label.toLowerCase(),
+    time: date.toISOString(),
+    msg: messageText(message)
+  }
+  for (const [k, v] of HashMap.toEntries(annotations)) line[k] = v
+  if (!Cause.isEmpty(cause)) line["cause"] = Cause.pretty(cause, { renderErrorCause: true })
+  return JSON.stringify(line)
+})
+
+/** Writes each line to a sink (stdout in production, an array in tests). */
+export const make = (write: (line: string) => void) => Logger.map(format, (line) => write(line + "\n"))
+
+export const stdout = make((line) => process.stdout.write(line))
+
+/** Replaces Effect's default logger with the JSON line logger on stdout. */
+export const layer = Logger.replace(Logger.defaultLogger, stdout)
+

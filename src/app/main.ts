@@ -1,0 +1,21 @@
+/**
+ * `npm start`: loads the config (SIDECAR_CONFIG, default ./sidecar.yaml), starts Sidecar, and runs
+ * until SIGTERM/SIGINT, when it stops accepting, drains in-flight requests and exits 0. An invalid
+ * config exits 1 with every problem named.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as ConfigFile from "../adapters/config/ConfigFile.js"
+import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
+import { appLayer } from "./MainLayer.js"
+
+const main = Layer.launch(appLayer.pipe(Layer.provide(ConfigFile.layer(process.env)))).pipe(
+  Effect.catchTag("ConfigError", (e) =>
+    Effect.sync(() => {
+      process.stderr.write(`sidecar: ${e.message}\n`)
+      process.exitCode = 1
+    })),
+  Effect.provide(JsonLogger.layer)
+)
+
+NodeRuntime.runMain(main, { disablePrettyLogger: true })

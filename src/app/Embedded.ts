@@ -1,0 +1,38 @@
+/**
+ * Starts a whole Sidecar inside the current process from a config object: for the demo, the
+ * benchmark and end-to-end tests. Same layers as `npm start`, minus reading a file.
+ */
+import { Context, Effect, Either, Exit, Layer, Scope } from "effect"
+import { stringify } from "yaml"
+import { AppConfig, parse } from "../adapters/config/ConfigFile.js"
+import { toPolicy } from "../adapters/config/SidecarConfig.js"
+import { HttpAddress } from "../adapters/http/ProxyServer.js"
+import { Policy } from "../domain/Policy.js"
+import { appLayer } from "./MainLayer.js"
+
+export interface RunningSidecar {
+  /** Base URL, e.g. `http://127.0.0.1:41234`; point an OpenAI client at `${url}/v1`. */
+  readonly url: string
+  /** Graceful stop: stops accepting, drains in-flight requests, closes upstream pools. */
+  readonly stop: () => Promise<void>
+}
+
+/**
+ * `config` is the YAML shape (snake_case) as a plain object; `server.port` defaults to 0 (a free
+ * port) here. Rejects with the ConfigError when the config is invalid.
+ */
+export const start = async (config: Record<string, unknown>, env: Record<string, string | undefined> = {}): Promise<RunningSidecar> => {
+  const server = { host: "127.0.0.1", port: 0, ...(config["server"] as object | undefined) }
+  const parsed = parse(stringify({ ...config, server }), env, "embedded config")
+  if (Either.isLeft(parsed)) throw parsed.left
+  const layer = appLayer.pipe(
+    Layer.provide(Layer.succeedContext(Context.make(AppConfig, parsed.right).pipe(Context.add(Policy, toPolicy(parsed.right)))))
+  )
+  const scope = Effect.runSync(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  const address = Context.get(context, HttpAddress)
+  return {
+    url: address.url,
+    stop: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}

@@ -5,7 +5,7 @@
 import { Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { stringify } from "yaml"
 import { AppConfig, parse } from "../adapters/config/ConfigFile.js"
-import { toPolicy } from "../adapters/config/SidecarConfig.js"
+import { ServerConfig, SidecarConfig, toPolicy } from "../adapters/config/SidecarConfig.js"
 import { HttpAddress } from "../adapters/http/ProxyServer.js"
 import { Policy } from "../domain/Policy.js"
 import { appLayer } from "./MainLayer.js"
@@ -21,12 +21,18 @@ export interface RunningSidecar {
  * `config` is the YAML shape (snake_case) as a plain object; `server.port` defaults to 0 (a free
  * port) here. Rejects with the ConfigError when the config is invalid.
  */
-export const start = async (config: Record<string, unknown>, env: Record<string, string | undefined> = {}): Promise<RunningSidecar> => {
-  const server = { host: "127.0.0.1", port: 0, ...(config["server"] as object | undefined) }
+export const start = async (
+  config: Record<string, unknown>,
+  env: Record<string, string | undefined> = {}
+): Promise<RunningSidecar> => {
+  const server = { host: "127.0.0.1", ...(config["server"] as object | undefined) }
   const parsed = parse(stringify({ ...config, server }), env, "embedded config")
   if (Either.isLeft(parsed)) throw parsed.left
+  // The file format wants a real port; embedded, no port given means any free one.
+  const port = (config["server"] as { port?: number } | undefined)?.port ?? 0
+  const decoded = new SidecarConfig({ ...parsed.right, server: new ServerConfig({ ...parsed.right.server, port }, true) })
   const layer = appLayer.pipe(
-    Layer.provide(Layer.succeedContext(Context.make(AppConfig, parsed.right).pipe(Context.add(Policy, toPolicy(parsed.right)))))
+    Layer.provide(Layer.succeedContext(Context.make(AppConfig, decoded).pipe(Context.add(Policy, toPolicy(decoded)))))
   )
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))

@@ -54,7 +54,8 @@ export const onSuccess = (s: CooldownState, sentGeneration: number): CooldownSta
 
 /**
  * A 429. The first cooldown of a streak lasts the hint (when honoured) or `base_ms`; each further
- * one `max(previous × multiplier, hint)`; never more than `max_ms`.
+ * one `max(previous × multiplier, hint)` (previous taken as `base_ms` if it was 0); never more
+ * than `max_ms`.
  *
  * A 429 for a request that was sent before the current cooldown began (`sentGeneration` older than
  * the state's) belongs to the same episode — concurrent requests all bounce off one limit: it may
@@ -75,14 +76,16 @@ export const onRateLimited = (
       onNone: () => s.until,
       onSome: (h) => Math.max(s.until, now + Math.min(h, policy.maxMs))
     })
-    return until === s.until ? [s, Option.none()] : [
-      { ...s, until },
+    return until === s.until ? [s.errors === 0 ? s : { ...s, errors: 0 }, Option.none()] : [
+      { ...s, until, errors: 0 },
       Option.some({ reason: "rate_limited", durationMs: until - now, until, streak: s.streak })
     ]
   }
+  // A streak whose last cooldown was 0 (a "Retry-After: 0" hint) escalates from base_ms, or a
+  // backend that keeps saying "now" would be retried immediately forever.
   const raw = s.streak === 0
     ? Option.getOrElse(hint, () => policy.baseMs)
-    : Math.max(s.lastMs * policy.multiplier, Option.getOrElse(hint, () => 0))
+    : Math.max((s.lastMs > 0 ? s.lastMs : policy.baseMs) * policy.multiplier, Option.getOrElse(hint, () => 0))
   const durationMs = Math.min(Math.round(raw), policy.maxMs)
   const streak = s.streak + 1
   const until = Math.max(now + durationMs, s.until)

@@ -71,7 +71,8 @@ export const runtimeOf = (state: FleetState, id: string): BackendRuntime => stat
 
 /** The emergency limit: `max(1, floor(R × rpm_fraction))`, R = `rpm` or `emergency.default_rpm`. */
 export const emergencyLimit = (backend: Backend, policy: PolicyConfig): number =>
-  Math.max(1, Math.floor((backend.rpm ?? policy.emergency.defaultRpm) * policy.emergency.rpmFraction))
+  // The epsilon keeps binary noise from flooring 100 × 0.29 = 28.999999999999996 to 28.
+  Math.max(1, Math.floor((backend.rpm ?? policy.emergency.defaultRpm) * policy.emergency.rpmFraction + 1e-9))
 
 const underRpm = (b: Backend, rt: BackendRuntime, now: number) =>
   b.rpm === undefined || Window.hasRoom(rt.sends, b.rpm, now)

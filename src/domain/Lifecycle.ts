@@ -54,7 +54,9 @@ export const handle = (request: ProxyRequest) =>
     const best = yield* bestPool(ctx)
     if (Option.isNone(best)) {
       if (ctx.attempts === 0 && !ctx.lastWasRefusal) {
-        const configured = (yield* fleet.state).backends.some((b) => servesModel(b, request.model))
+        const configured = (yield* fleet.state).backends.some((b) =>
+          servesModel(b, request.model) && policy.routing.pools.includes(b.pool)
+        )
         if (!configured) return yield* new ModelNotServed({ model: request.model })
       }
       return yield* exhausted(ctx)

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { invariantFailures } from "../../src/adapters/simulated/ScenarioCheck.js"
 import * as ScenarioRunner from "../../src/adapters/simulated/ScenarioRunner.js"
-import { decodeScenario, type ScenarioInput } from "../../src/adapters/simulated/ScenarioSchema.js"
+import { decodeScenario } from "../../src/adapters/simulated/ScenarioSchema.js"
 
 const rule = fc.record({
   chance: fc.option(fc.double({ min: 0.05, max: 1, noNaN: true }), { nil: undefined }),
@@ -76,7 +76,7 @@ const scenario = fc.record({
   policy,
   backends: fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => backend(i)))),
   requests: fc.array(group, { minLength: 1, maxLength: 10 })
-}).map((s): ScenarioInput => ({ name: "random storm", ...s }))
+}).map((s) => ({ name: "random storm", ...s }))
 
 describe("scenario 14: random storms", () => {
   it("no request is lost, the funnel balances, no cooling key gets a direct send, no rpm is exceeded", () => {

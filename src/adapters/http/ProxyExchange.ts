@@ -6,7 +6,6 @@
  */
 import { Effect, Exit, Cause, Runtime } from "effect"
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
-import { pipeline } from "node:stream"
 import * as Lifecycle from "../../domain/Lifecycle.js"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
 import type { Phase } from "../../domain/Phase.js"
@@ -34,8 +33,6 @@ const sidecarHeaders = (requestId: string, phase: Phase, attempts: number, backe
   if (pool !== undefined) h["x-sidecar-pool"] = pool
   return h
 }
-
-const ignore = () => {}
 
 export const writeError = (res: ServerResponse, answer: ErrorAnswer, extra: Record<string, string> = {}) => {
   if (res.headersSent) {
@@ -110,7 +107,12 @@ export const runExchange = (
       ...(response.headers as OutgoingHttpHeaders),
       ...sidecarHeaders(request.id, o.phase, o.attempts, o.backend, o.pool)
     })
-    pipeline(response.body, res, ignore)
+    // pipe + explicit teardown, not stream.pipeline: no AbortController per request (measured).
+    response.body.once("error", () => res.destroy())
+    res.once("close", () => {
+      if (!response.body.destroyed) response.body.destroy()
+    })
+    response.body.pipe(res)
     void response.finished.then((report: BodyReport) => {
       const status = report.end === "client_closed" ? 499 : response.status
       complete(

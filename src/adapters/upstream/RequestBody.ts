@@ -1,0 +1,50 @@
+/**
+ * The request body sent upstream (SPEC §1 step 1, §3): the client's bytes unchanged, unless the
+ * backend maps the model name or a streamed chat completion needs `stream_options.include_usage`.
+ */
+import type { HttpProxyRequest } from "./HttpExchange.js"
+
+export interface UpstreamBody {
+  /** The bytes to send: the client's own buffer when nothing had to change. */
+  readonly bytes: Buffer
+  /**
+   * The proxy asked for the usage chunk on the client's behalf (a streamed chat completion whose
+   * client did not set `stream_options.include_usage`): that chunk must not reach the client.
+   */
+  readonly dropUsageChunk: boolean
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** `/v1/chat/completions`, with or without a query string or trailing slash. */
+export const isChatCompletionsPath = (path: string): boolean => {
+  if (!path.startsWith("/v1/chat/completions")) return false
+  const next = path.charCodeAt(20)
+  return Number.isNaN(next) || next === 63 /* ? */ || (next === 47 /* / */ && path.length === 21)
+}
+
+/**
+ * Invariants: the JSON is re-serialized only when a field changed (`model` rewritten to
+ * `upstreamModel` when it differs from the canonical model; `stream_options.include_usage: true`
+ * added for a streamed chat completion); every other byte is the client's.
+ */
+export const upstreamBody = (request: HttpProxyRequest, upstreamModel: string): UpstreamBody => {
+  const json = request.json
+  if (json === undefined) return { bytes: request.body, dropUsageChunk: false }
+  let changed: Record<string, unknown> | undefined
+  if (upstreamModel !== request.model && json["model"] !== upstreamModel) {
+    changed = { ...json, model: upstreamModel }
+  }
+  let dropUsageChunk = false
+  if (json["stream"] === true && isChatCompletionsPath(request.path)) {
+    const options = json["stream_options"]
+    if (!(isObject(options) && options["include_usage"] === true)) {
+      dropUsageChunk = true
+      changed ??= { ...json }
+      changed["stream_options"] = isObject(options) ? { ...options, include_usage: true } : { include_usage: true }
+    }
+  }
+  return changed === undefined
+    ? { bytes: request.body, dropUsageChunk }
+    : { bytes: Buffer.from(JSON.stringify(changed)), dropUsageChunk }
+}

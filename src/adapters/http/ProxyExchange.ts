@@ -87,8 +87,11 @@ export const runExchange = (
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some") {
       const e = failure.value
-      const attempts = e._tag === "AllPoolsExhausted" ? e.attempts.length : 0
-      writeError(res, fromLifecycleError(e, { shouldRetry: options.exhaustedShouldRetry }), sidecarHeaders(request.id, "exhausted", attempts))
+      const tried = e._tag === "AllPoolsExhausted" ? e.attempts : []
+      const attempts = tried.length
+      // No backend answered; the pool header names the pool of the last attempt, if any.
+      const headers = sidecarHeaders(request.id, "exhausted", attempts, undefined, tried[attempts - 1]?.pool)
+      writeError(res, fromLifecycleError(e, { shouldRetry: options.exhaustedShouldRetry }), headers)
       return complete("exhausted", e._tag === "AllPoolsExhausted" ? 503 : 404, attempts, undefined)
     }
     if (Cause.isInterruptedOnly(exit.cause)) return complete("direct", 499, 0, undefined)

@@ -9,6 +9,14 @@ const impureDomainGlobals = [
   { object: "performance", property: "now", message: "Use Clock." }
 ]
 
+/** Only "effect" and relative paths; `escape` is the relative prefix that leaves src/domain from there. */
+const domainImports = (escape) => ["error", {
+  patterns: [
+    { regex: "^(?!effect(/|$)|\\.{1,2}/).*", message: "src/domain imports only \"effect\" and other domain modules." },
+    { regex: escape, message: "src/domain must not reach outside src/domain." }
+  ]
+}]
+
 export default tseslint.config(
   { ignores: ["node_modules/**", "dist/**"] },
   {
@@ -26,12 +34,6 @@ export default tseslint.config(
   {
     files: ["src/domain/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", {
-        patterns: [
-          { regex: "^(?!effect(/|$)|\\.{1,2}/).*", message: "src/domain imports only \"effect\" and other domain modules." },
-          { regex: "^\\.\\./\\.\\./", message: "src/domain must not reach outside src/domain." }
-        ]
-      }],
       "no-restricted-properties": ["error", ...impureDomainGlobals],
       "no-restricted-globals": ["error",
         { name: "setTimeout", message: "Use Effect.sleep / Schedule." },
@@ -45,5 +47,7 @@ export default tseslint.config(
         { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "new Date() reads the wall clock: use Clock." }
       ]
     }
-  }
+  },
+  { files: ["src/domain/*.ts"], rules: { "no-restricted-imports": domainImports("^\\.\\./") } },
+  { files: ["src/domain/*/**/*.ts"], rules: { "no-restricted-imports": domainImports("^\\.\\./\\.\\./") } }
 )

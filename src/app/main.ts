@@ -3,7 +3,7 @@
  * until SIGTERM/SIGINT, when it stops accepting, drains in-flight requests and exits 0. An invalid
  * config exits 1 with every problem named.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as ConfigFile from "../adapters/config/ConfigFile.js"
 import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"

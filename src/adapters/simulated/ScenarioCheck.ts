@@ -3,21 +3,13 @@
  * the Primary-Wait funnel, one outcome per request), then the scenario's own expectations.
  * Returns human-readable failures; none means the run is as described.
  */
+import { type Funnel, imbalances } from "../../domain/Funnel.js"
 import { WINDOW_MS } from "../../domain/SlidingWindow.js"
 import type { RequestResult, ScenarioRun } from "./ScenarioRunner.js"
 import type { RequestExpect } from "./ScenarioSchema.js"
 
 const s = (ms: number) => `${(ms / 1000).toFixed(3).replace(/\.?0+$/, "")}s`
 
-export interface Funnel {
-  readonly enter: number
-  readonly recovery: number
-  readonly exhausted: number
-  readonly abandoned: number
-  readonly emergencyActivations: number
-  readonly emergencySuccess: number
-  readonly allPoolsExhausted: number
-}
 
 export const funnelOf = (run: ScenarioRun): Funnel => {
   const n = (tag: string) => run.events.filter((e) => e.event._tag === tag).length
@@ -63,13 +55,7 @@ export const invariantFailures = (run: ScenarioRun): Array<string> => {
     if (c.sentWhileCooling) out.push(`${c.backend}: ${c.phase} send at ${s(c.at)} while cooling (request r${c.requestId})`)
   }
   // The Primary-Wait funnel.
-  const f = funnelOf(run)
-  if (f.enter !== f.recovery + f.exhausted + f.abandoned) {
-    out.push(`funnel: enter ${f.enter} ≠ recovery ${f.recovery} + exhausted ${f.exhausted} + abandoned ${f.abandoned}`)
-  }
-  if (f.exhausted !== f.emergencyActivations) {
-    out.push(`funnel: exhausted ${f.exhausted} ≠ emergency activations ${f.emergencyActivations}`)
-  }
+  out.push(...imbalances(funnelOf(run)))
   return out
 }
 

@@ -3,17 +3,10 @@
  * a snapshot before the walk, one after, and their difference.
  */
 import { Effect, Metric } from "effect"
+import type { Funnel } from "../../domain/Funnel.js"
 import * as M from "../../domain/Metrics.js"
 
-export interface Funnel {
-  readonly enter: number
-  readonly recovery: number
-  readonly exhausted: number
-  readonly abandoned: number
-  readonly emergencyActivations: number
-  readonly emergencySuccess: number
-  readonly allPoolsExhausted: number
-}
+export { entriesBalance, exhaustedBalance, type Funnel } from "../../domain/Funnel.js"
 
 const count = (metric: Metric.Metric.Counter<number>): number => Effect.runSync(Metric.value(metric)).count
 
@@ -39,8 +32,3 @@ export const since = (before: Funnel, after: Funnel = snapshot()): Funnel => ({
   emergencySuccess: after.emergencySuccess - before.emergencySuccess,
   allPoolsExhausted: after.allPoolsExhausted - before.allPoolsExhausted
 })
-
-/** SPEC §7, once no request is in flight: enter = recovery + exhausted (+ abandoned). */
-export const entriesBalance = (f: Funnel): boolean => f.enter === f.recovery + f.exhausted + f.abandoned
-/** SPEC §7: every exhausted Primary-Wait activates emergency. */
-export const exhaustedBalance = (f: Funnel): boolean => f.exhausted === f.emergencyActivations

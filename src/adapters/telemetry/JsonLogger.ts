@@ -2,7 +2,7 @@
  * SPEC §8 log lines: one JSON object per line on stdout with `level`, `time`, `msg` (the event
  * name) and the event's fields (annotations, `request_id` among them) at the top level.
  */
-import { Cause, HashMap, Inspectable, Logger } from "effect"
+import { Cause, Effect, HashMap, Inspectable, Layer, Logger } from "effect"
 
 const levelName: Record<string, string> = {
   All: "all",
@@ -35,8 +35,40 @@ export const format = Logger.make(({ annotations, cause, date, logLevel, message
 /** Writes each line to a sink (stdout in production, an array in tests). */
 export const make = (write: (line: string) => void) => Logger.map(format, (line) => write(line + "\n"))
 
-export const stdout = make((line) => process.stdout.write(line))
+/**
+ * Lines written to stdout in one write per event-loop turn: a write to a pipe or file is a
+ * synchronous syscall in Node, and a request's lines are thus one syscall, not several. Whatever
+ * is pending when the process exits is written then.
+ */
+const batchedStdout = () => {
+  let pending = ""
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (pending === "") return
+    const out = pending
+    pending = ""
+    process.stdout.write(out)
+  }
+  const write = (line: string) => {
+    pending += line
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
+  }
+  return { write, flush }
+}
 
-/** Replaces Effect's default logger with the JSON line logger on stdout. */
-export const layer = Logger.replace(Logger.defaultLogger, stdout)
-
+/** Replaces Effect's default logger with the JSON line logger on (batched) stdout. */
+export const layer = Layer.unwrapScoped(Effect.gen(function*() {
+  const sink = batchedStdout()
+  yield* Effect.acquireRelease(
+    Effect.sync(() => process.on("exit", sink.flush)),
+    () => Effect.sync(() => {
+      sink.flush()
+      process.off("exit", sink.flush)
+    })
+  )
+  return Logger.replace(Logger.defaultLogger, make(sink.write))
+}))

@@ -10,14 +10,29 @@ import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 /** Decides whether a model name may appear as a label value (else "other"). */
 export type ModelLabeler = (model: string) => string
 
-const inc = (metric: Metric.Metric.Counter<number>, tags: Record<string, string>, by = 1) =>
-  Metric.incrementBy(
-    Metric.taggedWithLabels(metric, Object.entries(tags).map(([k, v]) => MetricLabel.make(k, v))),
-    by
-  )
+/**
+ * Label arrays, one instance per label set: Effect caches a metric's registry entry by the identity
+ * of the label array, so reusing the instance makes an update a map hit instead of a key hash.
+ */
+const labelSets = () => {
+  const cache = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return (tags: Record<string, string>): ReadonlyArray<MetricLabel.MetricLabel> => {
+    let key = ""
+    for (const k in tags) key += `${k}\u0000${tags[k]}\u0001`
+    let labels = cache.get(key)
+    if (labels === undefined) {
+      labels = Object.entries(tags).map(([k, v]) => MetricLabel.make(k, v))
+      cache.set(key, labels)
+    }
+    return labels
+  }
+}
 
-export const make = (modelLabel: ModelLabeler) =>
-  LifecycleEvents.of({
+export const make = (modelLabel: ModelLabeler) => {
+  const labels = labelSets()
+  const inc = (metric: Metric.Metric.Counter<number>, tags: Record<string, string>, by = 1) =>
+    Effect.sync(() => metric.unsafeUpdate(by, labels(tags)))
+  return LifecycleEvents.of({
     emit: LifecycleEvent.$match({
       AttemptFinished: ({ record: r }) =>
         Effect.zipRight(
@@ -92,7 +107,7 @@ export const make = (modelLabel: ModelLabeler) =>
       RequestCompleted: (e) =>
         Effect.all([
           inc(M.requests, { model: modelLabel(e.model), phase: e.phase, status_class: M.statusClass(e.status) }),
-          Metric.update(Metric.tagged(M.requestDuration, "phase", e.phase), e.durationMs / 1000),
+          Effect.sync(() => M.requestDuration.unsafeUpdate(e.durationMs / 1000, labels({ phase: e.phase }))),
           Effect.logInfo("request_completed").pipe(Effect.annotateLogs({
             model: modelLabel(e.model),
             phase: e.phase,
@@ -112,5 +127,6 @@ export const make = (modelLabel: ModelLabeler) =>
       }
     })
   })
+}
 
 export const layer = (modelLabel: ModelLabeler) => Layer.succeed(LifecycleEvents, make(modelLabel))

@@ -58,7 +58,10 @@ const program = Effect.gen(function*() {
   }
   const out: Array<string> = []
   const first = runs[0]!
-  out.push(`${first.run.scenario.name}${first.run.scenario.description ? ` — ${first.run.scenario.description.trim().split("\n")[0]}` : ""}`)
+  out.push(first.run.scenario.name)
+  if (!args.quiet && first.run.scenario.description !== undefined) {
+    out.push(...first.run.scenario.description.trim().split("\n").map((l) => `  ${l}`))
+  }
   if (runs.length === 1 && !args.quiet) {
     out.push("", ...first.run.results.map(requestLine))
   }

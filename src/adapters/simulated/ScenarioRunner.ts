@@ -3,7 +3,7 @@
  * virtual instants through the real lifecycle, and collects what happened. The same program runs
  * on the fast virtual-time driver (simulator, tests) and on Effect's TestClock (equivalence tests).
  */
-import { Clock, Effect, Fiber, Layer, Random } from "effect"
+import { Cause, Clock, Data, Effect, Fiber, Layer, Random } from "effect"
 import type { AttemptRecord } from "../../domain/Attempt.js"
 import { Backend } from "../../domain/Backend.js"
 import * as Lifecycle from "../../domain/Lifecycle.js"
@@ -192,9 +192,19 @@ export const play = (scenario: Scenario): Effect.Effect<ScenarioRun> =>
     return { scenario, arrivals, results, calls, events, usage, endedAt }
   })
 
-/** Plays a scenario on the virtual-time driver: deterministic, and fast. */
+/** The scenario program itself failed (a defect in the engine or the lifecycle), not an expectation. */
+export class ScenarioRunFailed extends Data.TaggedError("ScenarioRunFailed")<{
+  readonly scenario: string
+  readonly cause: Cause.Cause<unknown>
+}> {
+  override get message() {
+    return `scenario ${this.scenario} failed to run:\n${Cause.pretty(this.cause)}`
+  }
+}
+
+/** Plays a scenario on the virtual-time driver: deterministic, and fast. Throws ScenarioRunFailed on a defect. */
 export const run = (scenario: Scenario, options: { readonly sameInstantOrder?: SameInstantOrder } = {}): ScenarioRun => {
   const { exit } = runVirtual(play(scenario), options)
-  if (exit._tag === "Failure") throw new Error(`scenario ${scenario.name} failed to run`, { cause: exit.cause })
+  if (exit._tag === "Failure") throw new ScenarioRunFailed({ scenario: scenario.name, cause: exit.cause })
   return exit.value
 }

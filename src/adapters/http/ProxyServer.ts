@@ -4,13 +4,14 @@
  * listens when built and, when released, stops accepting, lets in-flight requests finish within
  * the grace period, then closes what is left.
  */
-import { Deferred, Effect, Layer, Redacted, Runtime } from "effect"
+import { Deferred, Effect, Layer, Option, Redacted, Runtime } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { FleetStore } from "../../domain/ports/FleetStore.js"
 import type { HttpProxyRequest } from "../upstream/HttpExchange.js"
 import { bearerToken, tokenMatcher } from "./ClientAuth.js"
+import { HttpRoutes, ReadinessChecks } from "./HttpRoutes.js"
 import { errorAnswer } from "./OpenAiError.js"
 import { type LifecycleDeps, runExchange, writeError } from "./ProxyExchange.js"
 import { canonicalModel, parseJsonObject, readBody } from "./RequestReader.js"
@@ -41,6 +42,15 @@ export const make = (options: ServerOptions) =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<LifecycleDeps>()
     const fleet = yield* FleetStore
+    const routes = [...Option.getOrElse(yield* Effect.serviceOption(HttpRoutes), () => [])]
+      .sort((a, b) => b.prefix.length - a.prefix.length)
+    const checks = Option.getOrElse(yield* Effect.serviceOption(ReadinessChecks), () => [])
+    const notReady = Effect.gen(function*() {
+      const reasons: Array<string> = []
+      if ((yield* fleet.view).every((v) => !v.backend.enabled)) reasons.push("no enabled backend")
+      for (const check of checks) Option.map(yield* check, (r) => reasons.push(r))
+      return reasons
+    })
     const runSync = Runtime.runSync(runtime)
     const clientKeyOk = tokenMatcher(options.proxyKeys.map(Redacted.value))
     const authRequired = options.proxyKeys.length > 0
@@ -87,13 +97,14 @@ export const make = (options: ServerOptions) =>
     const handle = (req: IncomingMessage, res: ServerResponse) => {
       const path = req.url ?? "/"
       if (path.startsWith("/v1/")) return proxy(req, res, path)
+      for (const route of routes) if (path.startsWith(route.prefix)) return route.handle(req, res)
       req.resume()
       if (path === "/healthz") return json(res, 200, { status: "ok" })
       if (path === "/readyz") {
-        const enabled = runSync(fleet.view).filter((v) => v.backend.enabled).length
-        return enabled > 0
-          ? json(res, 200, { status: "ready", enabled_backends: enabled })
-          : json(res, 503, { status: "not_ready", reason: "no enabled backend" })
+        const reasons = runSync(notReady)
+        return reasons.length === 0
+          ? json(res, 200, { status: "ready" })
+          : json(res, 503, { status: "not_ready", reason: reasons.join("; ") })
       }
       writeError(res, errorAnswer(404, `No route for ${req.method ?? "GET"} ${path.split("?")[0]}`, "invalid_request_error", "not_found"))
     }

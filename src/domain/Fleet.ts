@@ -67,6 +67,16 @@ export const withBackends = (state: FleetState, backends: ReadonlyArray<Backend>
   return { backends, byPool: groupByPool(backends), runtime, cursors: state.cursors }
 }
 
+/** Restores persisted cooldown state (after a restart) for the backends that still exist. */
+export const withCooldowns = (state: FleetState, cooldowns: ReadonlyMap<string, Cooldown.CooldownState>): FleetState => {
+  const runtime = new Map(state.runtime)
+  for (const [id, cooldown] of cooldowns) {
+    const rt = runtime.get(id)
+    if (rt !== undefined) runtime.set(id, { ...rt, cooldown })
+  }
+  return { ...state, runtime }
+}
+
 export const runtimeOf = (state: FleetState, id: string): BackendRuntime => state.runtime.get(id) ?? freshRuntime
 
 /** The emergency limit: `max(1, floor(R × rpm_fraction))`, R = `rpm` or `emergency.default_rpm`. */

@@ -26,7 +26,8 @@ export const make = (backends: ReadonlyArray<Backend>, policy: PolicyConfig) =>
       servingPools: (model, pools) => Effect.map(Ref.get(ref), (s) => Fleet.servingPools(s, model, pools)),
       view: read(Fleet.view),
       setBackends: (next) => Ref.update(ref, (s) => Fleet.withBackends(s, next)),
-      state: Ref.get(ref)
+      state: Ref.get(ref),
+      restoreCooldowns: (cooldowns) => Ref.update(ref, (s) => Fleet.withCooldowns(s, cooldowns))
     })
   })
 

@@ -4,7 +4,7 @@
  */
 import { Context, type Effect, type Option } from "effect"
 import type { Backend } from "../Backend.js"
-import type { CooldownStarted } from "../Cooldown.js"
+import type { CooldownStarted, CooldownState } from "../Cooldown.js"
 import type { FailureClass } from "../FailureClass.js"
 import type { BackendView, FleetState, PickQuery, Ticket } from "../Fleet.js"
 
@@ -23,6 +23,8 @@ export interface FleetStoreShape {
   readonly setBackends: (backends: ReadonlyArray<Backend>) => Effect.Effect<void>
   /** The whole state, for persistence and tests. */
   readonly state: Effect.Effect<FleetState>
+  /** Puts back persisted cooldown state (streaks, deadlines) for backends that exist. */
+  readonly restoreCooldowns: (cooldowns: ReadonlyMap<string, CooldownState>) => Effect.Effect<void>
 }
 
 export interface Reported {

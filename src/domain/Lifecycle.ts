@@ -85,15 +85,13 @@ export interface BodyOutcome {
  */
 export const settleServed = (served: Served, body: BodyOutcome) =>
   Effect.gen(function*() {
-    const fleet = yield* FleetStore
     const usage = yield* UsageLog
     const events = yield* LifecycleEvents
     const r = served.record
-    const backend = (yield* fleet.state).backends.find((b) => b.id === r.backend)
     const known = body.promptTokens !== undefined || body.completionTokens !== undefined
     const prompt = body.promptTokens ?? 0
     const completion = body.completionTokens ?? 0
-    const cost = known && backend !== undefined ? costUsd(backend, r.model, prompt, completion) : undefined
+    const cost = known ? costUsd(served.served, r.model, prompt, completion) : undefined
     yield* usage.record({
       ...r,
       durationMs: body.durationMs,

@@ -15,6 +15,7 @@ export const served = (ctx: RequestContext, r: AttemptResult, phase: Phase): Req
   RequestOutcome.Served({
     response: r.reply.response ?? missingResponse,
     backend: r.ticket.backend.id,
+    served: r.ticket.backend,
     pool: r.ticket.backend.pool,
     phase,
     attempts: ctx.attempts,

@@ -4,6 +4,7 @@
  */
 import { Data } from "effect"
 import type { AttemptRecord } from "./Attempt.js"
+import type { Backend } from "./Backend.js"
 import type { Phase } from "./Phase.js"
 import type { UpstreamResponse } from "./ProxyRequest.js"
 
@@ -11,6 +12,8 @@ export type RequestOutcome = Data.TaggedEnum<{
   Served: {
     readonly response: UpstreamResponse
     readonly backend: string
+    /** The backend's configuration at send time (its prices settle the cost). */
+    readonly served: Backend
     readonly pool: string
     readonly phase: Phase
     readonly attempts: number

@@ -19,14 +19,17 @@ export interface RunningSidecar {
 
 /**
  * `config` is the YAML shape (snake_case) as a plain object; `server.port` defaults to 0 (a free
- * port) here. Rejects with the ConfigError when the config is invalid.
+ * port) and `storage.sqlite` to `:memory:` here. Rejects with the ConfigError (or a storage
+ * startup error) when the config is unusable.
  */
 export const start = async (
   config: Record<string, unknown>,
   env: Record<string, string | undefined> = {}
 ): Promise<RunningSidecar> => {
   const server = { host: "127.0.0.1", ...(config["server"] as object | undefined) }
-  const parsed = parse(stringify({ ...config, server }), env, "embedded config")
+  // Embedded runs keep their database in memory unless told otherwise: no shared state between runs.
+  const storage = { sqlite: ":memory:", ...(config["storage"] as object | undefined) }
+  const parsed = parse(stringify({ ...config, server, storage }), env, "embedded config")
   if (Either.isLeft(parsed)) throw parsed.left
   // The file format wants a real port; embedded, no port given means any free one.
   const port = (config["server"] as { port?: number } | undefined)?.port ?? 0

@@ -1,34 +1,47 @@
 /**
- * The production wiring: config → policy and fleet → upstream, events, usage → HTTP server.
- * The only place that chooses implementations for the domain's ports.
+ * The production wiring: config → storage (fleet, registry, ledger) → upstream, events → HTTP
+ * server with its extra routes. The only place that chooses implementations for the ports.
  */
 import { Effect, Layer, Logger } from "effect"
-import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
 import { AppConfig } from "../adapters/config/ConfigFile.js"
 import { toLogLevel } from "../adapters/config/SidecarConfig.js"
+import * as AdminApi from "../adapters/http/AdminApi.js"
+import { HttpRoutes } from "../adapters/http/HttpRoutes.js"
 import * as ProxyServer from "../adapters/http/ProxyServer.js"
-import * as FleetStoreMemory from "../adapters/memory/FleetStoreMemory.js"
+import * as StorageLayer from "../adapters/sqlite/StorageLayer.js"
+import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
 import * as MetricsAndLogs from "../adapters/telemetry/MetricsAndLogs.js"
 import * as UndiciUpstream from "../adapters/upstream/UndiciUpstream.js"
-import { UsageLog } from "../domain/ports/UsageLog.js"
+import type { Backend } from "../domain/Backend.js"
+import { FleetStore, type FleetStoreShape } from "../domain/ports/FleetStore.js"
+import { LifecycleEvents } from "../domain/ports/LifecycleEvents.js"
 
-/** Until the SQLite ledger lands, usage records are dropped (their metrics are still counted). */
-const UsageLogNone = Layer.succeed(UsageLog, UsageLog.of({ record: () => Effect.void }))
+/**
+ * Models named in some backend's `models` map may be label values; anything else is "other".
+ * The set follows the fleet (admin changes included), rebuilt only when the backend list changes.
+ */
+const modelLabeler = (fleet: FleetStoreShape) => {
+  let seen: ReadonlyArray<Backend> | undefined
+  let names = new Set<string>()
+  return (model: string): string => {
+    const { backends } = Effect.runSync(fleet.state)
+    if (backends !== seen) {
+      seen = backends
+      names = new Set(backends.flatMap((b) => Object.keys(b.models ?? {})))
+    }
+    return names.has(model) ? model : "other"
+  }
+}
 
-/** Models named in some backend's `models` map may be label values; anything else is "other". */
-const modelLabeler = (names: ReadonlySet<string>) => (model: string) => (names.has(model) ? model : "other")
+const eventsLayer = Layer.effect(LifecycleEvents, Effect.map(FleetStore, (fleet) => MetricsAndLogs.make(modelLabeler(fleet))))
 
 /** Everything below the HTTP server, from a loaded config. */
-export const coreLayer = Layer.unwrapEffect(Effect.gen(function*() {
-  const config = yield* AppConfig
-  const models = new Set(config.backends.flatMap((b) => Object.keys(b.models ?? {})))
-  return Layer.mergeAll(
-    FleetStoreMemory.layer(config.backends),
-    UndiciUpstream.layer,
-    MetricsAndLogs.layer(modelLabeler(models)),
-    UsageLogNone
-  )
-}))
+export const coreLayer = Layer.mergeAll(eventsLayer, UndiciUpstream.layer).pipe(
+  Layer.provideMerge(StorageLayer.layer)
+)
+
+/** Routes beside the proxy: the admin API. */
+const routesLayer = Layer.effect(HttpRoutes, Effect.all([AdminApi.makeAdminRoute]))
 
 export const serverLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
   ProxyServer.layer({
@@ -39,7 +52,7 @@ export const serverLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
     proxyKeys: config.security.proxyKeys,
     exhaustedShouldRetry: config.routing.exhaustedShouldRetry
   })
-))
+)).pipe(Layer.provide(routesLayer))
 
 /** JSON log lines on stdout at the configured level (SPEC §8). */
 export const loggerLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>

@@ -9,12 +9,21 @@ import * as ConfigFile from "../adapters/config/ConfigFile.js"
 import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
 import { appLayer } from "./MainLayer.js"
 
+/** A startup failure the operator must fix: its message (never a secret) on stderr, exit 1. */
+const report = (e: { readonly message: string }) =>
+  Effect.sync(() => {
+    process.stderr.write(`sidecar: ${e.message}\n`)
+    process.exitCode = 1
+  })
+
 const main = Layer.launch(appLayer.pipe(Layer.provide(ConfigFile.layer(process.env)))).pipe(
-  Effect.catchTag("ConfigError", (e) =>
-    Effect.sync(() => {
-      process.stderr.write(`sidecar: ${e.message}\n`)
-      process.exitCode = 1
-    })),
+  Effect.catchTags({
+    ConfigError: report,
+    StorageUnavailable: report,
+    MasterKeyInvalid: report,
+    MasterKeyMismatch: report,
+    StoredBackendInvalid: report
+  }),
   Effect.provide(JsonLogger.layer)
 )
 

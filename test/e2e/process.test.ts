@@ -23,7 +23,7 @@ const configFile = (yaml: string) => {
 const launch = (env: Record<string, string>) => {
   const child = spawn(process.execPath, ["--import", "tsx", "src/app/main.ts"], {
     cwd: root,
-    env: { PATH: process.env["PATH"] ?? "", ...env },
+    env: { PATH: process.env["PATH"] ?? "", SIDECAR_DB: join(mkdtempSync(join(tmpdir(), "sidecar-db-")), "sidecar.db"), ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let stdout = ""

@@ -1,0 +1,10 @@
+/**
+ * The schema's migrations, in order. Keys are `<id>_<name>`; applied ids are recorded in
+ * `effect_sql_migrations`, so reopening a database runs only the new ones.
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import initial from "./0001_initial.js"
+
+export const loader = Migrator.fromRecord({
+  "0001_initial": initial
+})

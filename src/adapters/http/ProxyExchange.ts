@@ -69,8 +69,9 @@ export const runExchange = (
         durationMs: Date.now() - startedAt
       }))
     ))
+    // Done only once the usage record is queued: a graceful shutdown drains the ledger after this.
     run((extra === undefined ? event : Effect.zipRight(extra, event)).pipe(Effect.annotateLogs("request_id", request.id)))
-    onDone()
+      .addObserver(onDone)
   }
 
   const fiber = run(Lifecycle.handle(request).pipe(Effect.annotateLogs("request_id", request.id)))

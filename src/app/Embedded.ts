@@ -34,7 +34,7 @@ export const start = async (
   // The file format wants a real port; embedded, no port given means any free one.
   const port = (config["server"] as { port?: number } | undefined)?.port ?? 0
   const decoded = new SidecarConfig({ ...parsed.right, server: new ServerConfig({ ...parsed.right.server, port }, true) })
-  const layer = appLayer.pipe(
+  const layer = appLayer(env).pipe(
     Layer.provide(Layer.succeedContext(Context.make(AppConfig, decoded).pipe(Context.add(Policy, toPolicy(decoded)))))
   )
   const scope = Effect.runSync(Scope.make())

@@ -11,6 +11,8 @@ import * as ProxyServer from "../adapters/http/ProxyServer.js"
 import * as StorageLayer from "../adapters/sqlite/StorageLayer.js"
 import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
 import * as MetricsAndLogs from "../adapters/telemetry/MetricsAndLogs.js"
+import * as OtelEnv from "../adapters/telemetry/OtelEnv.js"
+import * as Telemetry from "../adapters/telemetry/Telemetry.js"
 import * as UndiciUpstream from "../adapters/upstream/UndiciUpstream.js"
 import type { Backend } from "../domain/Backend.js"
 import { FleetStore, type FleetStoreShape } from "../domain/ports/FleetStore.js"
@@ -40,10 +42,14 @@ export const coreLayer = Layer.mergeAll(eventsLayer, UndiciUpstream.layer).pipe(
   Layer.provideMerge(StorageLayer.layer)
 )
 
-/** Routes beside the proxy: the admin API. */
-const routesLayer = Layer.effect(HttpRoutes, Effect.all([AdminApi.makeAdminRoute]))
+/** Routes beside the proxy: the admin API and `/metrics` (with the metrics export it serves). */
+const routesLayer = (t: OtelEnv.TelemetrySettings) =>
+  Layer.scoped(
+    HttpRoutes,
+    Effect.map(Effect.all([AdminApi.makeAdminRoute, Telemetry.routes(t)]), ([admin, metrics]) => [admin, ...metrics])
+  )
 
-export const serverLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
+export const serverLayer = (t: OtelEnv.TelemetrySettings) => Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
   ProxyServer.layer({
     host: config.server.host,
     port: config.server.port,
@@ -52,12 +58,22 @@ export const serverLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
     proxyKeys: config.security.proxyKeys,
     exhaustedShouldRetry: config.routing.exhaustedShouldRetry
   })
-)).pipe(Layer.provide(routesLayer))
+)).pipe(Layer.provide(routesLayer(t)))
 
 /** JSON log lines on stdout at the configured level (SPEC §8). */
 export const loggerLayer = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
   Layer.merge(JsonLogger.layer, Logger.minimumLogLevel(toLogLevel(config.logging.level)))
 ))
 
-/** The whole app, given AppConfig and Policy (from the config file, or from a test). */
-export const appLayer = serverLayer.pipe(Layer.provideMerge(coreLayer), Layer.provideMerge(loggerLayer))
+/**
+ * The whole app, given AppConfig and Policy (from the config file, or from a test). `env` holds
+ * the OTEL_* variables: process.env for `npm start`, whatever a test passes otherwise.
+ */
+export const appLayer = (env: OtelEnv.Env = {}) => {
+  const t = OtelEnv.fromEnv(env)
+  return serverLayer(t).pipe(
+    Layer.provideMerge(Telemetry.tracing(t)), // below the server, so its runtime carries the tracer
+    Layer.provideMerge(coreLayer),
+    Layer.provideMerge(loggerLayer)
+  )
+}

@@ -16,7 +16,7 @@ const report = (e: { readonly message: string }) =>
     process.exitCode = 1
   })
 
-const main = Layer.launch(appLayer.pipe(Layer.provide(ConfigFile.layer(process.env)))).pipe(
+const main = Layer.launch(appLayer(process.env).pipe(Layer.provide(ConfigFile.layer(process.env)))).pipe(
   Effect.catchTags({
     ConfigError: report,
     StorageUnavailable: report,

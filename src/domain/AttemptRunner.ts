@@ -1,8 +1,9 @@
 /**
  * Runs one attempt through the ports: send, classify, update the backend's state, emit the
- * attempt's events and (for a failed attempt) its usage record. Phases decide what comes next.
+ * attempt's events and (for a failed attempt) its usage record, in a span when tracing is on.
+ * Phases decide what comes next.
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, FiberRef, Option, type Tracer } from "effect"
 import type { AttemptRecord } from "./Attempt.js"
 import { upstreamModel } from "./Backend.js"
 import { classify, type FailureClass, outcomeLabel } from "./FailureClass.js"
@@ -29,8 +30,24 @@ export interface AttemptResult {
 const statusOf = (reply: AttemptReply): number | undefined =>
   reply.observation._tag === "Response" ? reply.observation.status : undefined
 
+type Annotate = (attributes: Record<string, unknown>) => Effect.Effect<void>
+
+/**
+ * Runs `f` in a span when tracing is on. Off (Layer.setTracerEnabled(false)), there is no span and
+ * `annotate` does nothing: the cost is one FiberRef read (a disabled span still costs a few µs).
+ */
+const inSpan = <A, E, R>(name: string, options: Tracer.SpanOptions, f: (annotate: Annotate) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentTracerEnabled), (on) =>
+    on
+      ? Effect.withSpan(f((attributes) => Effect.annotateCurrentSpan(attributes)), name, options)
+      : f(() => Effect.void))
+
 export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
-  Effect.gen(function*() {
+  inSpan("sidecar.attempt", {
+    kind: "client",
+    captureStackTrace: false,
+    attributes: { backend: ticket.backend.id, pool: ticket.backend.pool, phase }
+  }, (annotate) => Effect.gen(function*() {
     const policy = yield* Policy
     const upstream = yield* Upstream
     const fleet = yield* FleetStore
@@ -38,6 +55,7 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
     const usage = yield* UsageLog
     const backend = ticket.backend
     const attempt = ++ctx.attempts
+    yield* annotate({ attempt })
     const base = {
       requestId: ctx.request.id,
       at: ticket.sentAt,
@@ -65,10 +83,12 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
       ))
     const now = yield* Clock.currentTimeMillis
     const cls = classify(reply.observation, policy.routing.nextPoolOn, now)
+    const status = statusOf(reply)
+    yield* annotate(status === undefined ? { outcome: outcomeLabel(cls) } : { outcome: outcomeLabel(cls), status })
     const reported = yield* fleet.report(ticket, cls)
     const record: AttemptRecord = {
       ...base,
-      status: statusOf(reply),
+      status,
       outcome: outcomeLabel(cls),
       errorClass: cls._tag,
       firstByteMs: reply.firstByteMs,
@@ -94,4 +114,4 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
     // A served attempt's record is completed (tokens, duration) when its body ends.
     if (cls._tag !== "Success") yield* usage.record(record)
     return { ticket, class: cls, reply, record, coolingUntil: reported.coolingUntil } satisfies AttemptResult
-  })
+  }))

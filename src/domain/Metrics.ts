@@ -1,6 +1,8 @@
 /**
  * The instruments of SPEC §7 as Effect Metrics. Counters are `incremental` so that the
- * OpenTelemetry bridge exports them as monotonic sums (Prometheus `_total`).
+ * OpenTelemetry bridge exports them as monotonic sums (Prometheus `_total`). The live gauges of
+ * backend state (`sidecar_backend_in_cooldown`, rate-window headroom) are read from the fleet at
+ * export time, in the telemetry adapter.
  */
 import { Metric, MetricBoundaries } from "effect"
 
@@ -14,9 +16,6 @@ export const requestDuration = Metric.histogram(
 )
 export const upstreamAttempts = counter("sidecar_upstream_attempts", "Upstream attempts, by backend, pool and outcome")
 export const backendCooldowns = counter("sidecar_backend_cooldowns", "Cooldowns started, by backend, pool and reason")
-export const backendInCooldown = Metric.gauge("sidecar_backend_in_cooldown", {
-  description: "1 while the backend is cooling down, else 0"
-})
 export const primaryWaitEnter = counter("sidecar_primary_wait_enter", "Requests that entered Primary-Wait")
 export const primaryWaitRecovery = counter("sidecar_primary_wait_recovery", "Primary-Wait entries served by the primary pool")
 export const primaryWaitExhausted = counter("sidecar_primary_wait_exhausted", "Primary-Wait entries that ran out of retries")

@@ -13,6 +13,7 @@ import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 import type { RequestOutcome } from "../../domain/RequestOutcome.js"
 import type { LifecycleError } from "../../domain/Errors.js"
 import type { BodyReport, HttpProxyRequest, HttpUpstreamResponse } from "../upstream/HttpExchange.js"
+import { observeRequest } from "../telemetry/Tracing.js"
 import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError.js"
 
 /** Whatever the lifecycle needs, provided once by the server's runtime. */
@@ -74,7 +75,7 @@ export const runExchange = (
       .addObserver(onDone)
   }
 
-  const fiber = run(Lifecycle.handle(request).pipe(Effect.annotateLogs("request_id", request.id)))
+  const fiber = run(Lifecycle.handle(request).pipe(observeRequest(request)))
   let committed = false
   const onClientGone = () => {
     if (!committed) fiber.unsafeInterruptAsFork(fiber.id())

@@ -128,6 +128,8 @@ export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<Usa
     )
     yield* Effect.forkScoped(Effect.forever(writeOnce))
 
+    // Registered at 0 from the start, so that a dashboard shows it and `increase()` sees the first drop.
+    yield* Metric.incrementBy(usageDropped, 0)
     // Drops are counted at once and logged at most once a second, with the count since the last line.
     const drops = yield* Ref.make({ unlogged: 0, loggedAt: -Infinity })
     const dropped = Metric.increment(usageDropped).pipe(

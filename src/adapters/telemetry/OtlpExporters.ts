@@ -3,17 +3,21 @@
  * is logged once when it starts failing and once when it recovers, never per export.
  */
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core"
-import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import { OTLPMetricExporter as JsonMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
+import { OTLPMetricExporter as ProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto"
+import { OTLPTraceExporter as JsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import { OTLPTraceExporter as ProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto"
 import type { PushMetricExporter } from "@opentelemetry/sdk-metrics"
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
 import type { OtlpProtocol, OtlpTarget } from "./OtelEnv.js"
 
 /**
- * The wire format actually used. The installed exporters speak OTLP/HTTP JSON only; `http/protobuf`
- * needs @opentelemetry/exporter-{metrics,trace}-otlp-proto (not installed), and `grpc` the -grpc ones.
+ * The wire format actually used: OTLP/HTTP with protobuf (the OTel default) or JSON bodies.
+ * `grpc` is not supported (it needs the -grpc exporters and a gRPC stack): it falls back to
+ * http/protobuf, with a warning at startup.
  */
-export const effectiveProtocol = (_requested: OtlpProtocol): "http/json" => "http/json"
+export const effectiveProtocol = (requested: OtlpProtocol): "http/json" | "http/protobuf" =>
+  requested === "http/json" ? "http/json" : "http/protobuf"
 
 /** Export health events, for the log: the first failure after a success (or at start), and the recovery. */
 export type ExportHealth =
@@ -46,7 +50,7 @@ const tracker = (signal: "metrics" | "traces", url: string, report: (h: ExportHe
 const config = (t: OtlpTarget) => ({ url: t.url, headers: { ...t.headers }, timeoutMillis: t.timeoutMs })
 
 export const metricExporter = (t: OtlpTarget, report: (h: ExportHealth) => void): PushMetricExporter => {
-  const inner = new OTLPMetricExporter(config(t))
+  const inner = effectiveProtocol(t.protocol) === "http/json" ? new JsonMetricExporter(config(t)) : new ProtoMetricExporter(config(t))
   const observe = tracker("metrics", t.url, report)
   return {
     export: (metrics, done) =>
@@ -62,7 +66,7 @@ export const metricExporter = (t: OtlpTarget, report: (h: ExportHealth) => void)
 }
 
 export const spanExporter = (t: OtlpTarget, report: (h: ExportHealth) => void): SpanExporter => {
-  const inner = new OTLPTraceExporter(config(t))
+  const inner = effectiveProtocol(t.protocol) === "http/json" ? new JsonTraceExporter(config(t)) : new ProtoTraceExporter(config(t))
   const observe = tracker("traces", t.url, report)
   return {
     export: (spans: Array<ReadableSpan>, done) =>

@@ -39,6 +39,18 @@ const withRpm = (m: MockUpstream) => {
 const isMetrics = (r: Received) => r.path === "/v1/metrics"
 
 describe("OTLP/HTTP metrics", () => {
+  it("speaks protobuf by default (OTEL_EXPORTER_OTLP_PROTOCOL unset), with the instrument names inside", async () => {
+    const collector = await receiver()
+    const m = await upstream()
+    const s = await startSidecar(withRpm(m), { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_METRIC_EXPORT_INTERVAL: "100", OTEL_TRACES_EXPORTER: "none" })
+    cleanup.push(s.stop)
+    const first = await collector.waitFor(isMetrics)
+    expect(first.headers["content-type"]).toBe("application/x-protobuf")
+    // Protobuf keeps strings verbatim: the metric names and the service name are in the bytes.
+    expect(String(first.body)).toContain("sidecar_primary_wait_enter")
+    expect(String(first.body)).toContain("service.name")
+  })
+
   it("pushes every instrument with its attributes and values, the resource and the headers", async () => {
     const collector = await receiver()
     const m = await upstream()

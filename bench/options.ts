@@ -52,7 +52,7 @@ export const USAGE = `npm run bench -- [flags]
   --no-wrk              use the undici closed-loop generator even when wrk is installed
   --cpu-prof            run Sidecar under --cpu-prof (profile written in the run's temp dir)
   --keep                keep the run's temp dir (Sidecar's config, log and database; kept anyway on failure)
-  --entry=FILE          Sidecar entrypoint (default src/app/main.ts; a compiled .js runs without tsx)
+  --entry=FILE          Sidecar entrypoint (default dist/main.js, built first as by npm start; a .ts runs under tsx)
   --out=FILE            results JSON (default: <tmpdir>/sidecar-bench/latest.json)`
 
 export const parseOptions = (argv: ReadonlyArray<string>): Options => {
@@ -109,7 +109,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     useWrk: flags.get("no-wrk") !== "true",
     cpuProf: flags.get("cpu-prof") === "true",
     keep: flags.get("keep") === "true",
-    entry: flags.get("entry") ?? "src/app/main.ts",
+    entry: flags.get("entry") ?? "dist/main.js",
     out: flags.get("out")
   }
 }

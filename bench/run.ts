@@ -2,6 +2,7 @@
  * `npm run bench`: mock upstream, raw node proxy and Sidecar (real entrypoint), each its own process on
  * 127.0.0.1, measured in interleaved rounds (saturation, fixed rate, SSE, buffering) plus RSS at 1,000 streams.
  */
+import { execFileSync } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
@@ -45,6 +46,8 @@ const startSidecar = async (opts: Options, dir: string, upstreamPort: number, le
 }
 
 const main = async (opts: Options) => {
+  // The default entry is the compiled build, exactly what `npm start` runs: build it first.
+  if (opts.entry === "dist/main.js") execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "inherit" })
   const dir = mkdtempSync(join(tmpdir(), "sidecar-bench-"))
   const wrk = opts.useWrk ? findWrk() : undefined
   const script = join(dir, "post.lua")

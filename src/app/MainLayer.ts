@@ -35,7 +35,14 @@ const modelLabeler = (fleet: FleetStoreShape) => {
   }
 }
 
-const eventsLayer = Layer.effect(LifecycleEvents, Effect.map(FleetStore, (fleet) => MetricsAndLogs.make(modelLabeler(fleet))))
+const eventsLayer = Layer.effect(
+  LifecycleEvents,
+  Effect.gen(function*() {
+    const fleet = yield* FleetStore
+    const config = yield* AppConfig
+    return MetricsAndLogs.make(modelLabeler(fleet), toLogLevel(config.logging.level))
+  })
+)
 
 /** Everything below the HTTP server, from a loaded config. */
 export const coreLayer = Layer.mergeAll(eventsLayer, UndiciUpstream.layer).pipe(

@@ -4,7 +4,7 @@
  * The client leaving interrupts the fiber (before the commit) or destroys the body (after it),
  * which aborts the upstream request either way.
  */
-import { Effect, Exit, Cause, Runtime } from "effect"
+import { Cause, Effect, Exit, type Fiber, Runtime } from "effect"
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
 import * as Lifecycle from "../../domain/Lifecycle.js"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
@@ -19,6 +19,30 @@ import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError
 /** Whatever the lifecycle needs, provided once by the server's runtime. */
 export type LifecycleDeps = Effect.Effect.Context<ReturnType<typeof Lifecycle.handle>> | LifecycleEvents
 export type LifecycleRuntime = Runtime.Runtime<LifecycleDeps>
+
+/** The runtime's entry points, made once per server rather than once per request. */
+export interface ExchangeRunner {
+  readonly fork: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Fiber.RuntimeFiber<A, E>
+  readonly syncExit: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Exit.Exit<A, E>
+}
+
+export const makeRunner = (runtime: LifecycleRuntime): ExchangeRunner => ({
+  fork: Runtime.runFork(runtime),
+  syncExit: Runtime.runSyncExit(runtime)
+})
+
+/**
+ * Runs effects that need not wait (usage settlement, completion metrics and log) right here, with
+ * no fiber scheduling; calls `then` once they are done — later, should one ever suspend.
+ */
+const runNow = (runner: ExchangeRunner, effect: Effect.Effect<void, never, LifecycleDeps>, then: () => void) => {
+  const exit = runner.syncExit(effect)
+  if (Exit.isFailure(exit)) {
+    const defect = Cause.dieOption(exit.cause)
+    if (defect._tag === "Some" && Runtime.isAsyncFiberException(defect.value)) return defect.value.fiber.addObserver(then)
+  }
+  then()
+}
 
 export interface ExchangeOptions {
   readonly exhaustedShouldRetry: boolean
@@ -49,7 +73,7 @@ export const writeError = (res: ServerResponse, answer: ErrorAnswer, extra: Reco
  * `onDone` is called exactly once when the exchange is over (graceful shutdown counts on it).
  */
 export const runExchange = (
-  runtime: LifecycleRuntime,
+  runner: ExchangeRunner,
   options: ExchangeOptions,
   request: HttpProxyRequest,
   req: IncomingMessage,
@@ -57,7 +81,7 @@ export const runExchange = (
   startedAt: number,
   onDone: () => void
 ): void => {
-  const run = Runtime.runFork(runtime)
+  const run = runner.fork
   const complete = (phase: Phase, status: number, attempts: number, backend: string | undefined, extra?: Effect.Effect<void, never, LifecycleDeps>) => {
     const event = LifecycleEvents.pipe(Effect.flatMap((events) =>
       events.emit(LifecycleEvent.RequestCompleted({
@@ -71,8 +95,7 @@ export const runExchange = (
       }))
     ))
     // Done only once the usage record is queued: a graceful shutdown drains the ledger after this.
-    run((extra === undefined ? event : Effect.zipRight(extra, event)).pipe(Effect.annotateLogs("request_id", request.id)))
-      .addObserver(onDone)
+    runNow(runner, (extra === undefined ? event : Effect.zipRight(extra, event)).pipe(Effect.annotateLogs("request_id", request.id)), onDone)
   }
 
   const fiber = run(Lifecycle.handle(request).pipe(observeRequest(request)))

@@ -13,7 +13,7 @@ import type { HttpProxyRequest } from "../upstream/HttpExchange.js"
 import { bearerToken, tokenMatcher } from "./ClientAuth.js"
 import { HttpRoutes, ReadinessChecks } from "./HttpRoutes.js"
 import { errorAnswer } from "./OpenAiError.js"
-import { type LifecycleDeps, runExchange, writeError } from "./ProxyExchange.js"
+import { type LifecycleDeps, makeRunner, runExchange, writeError } from "./ProxyExchange.js"
 import { canonicalModel, parseJsonObject, readBody } from "./RequestReader.js"
 
 export interface ServerOptions {
@@ -52,6 +52,7 @@ export const make = (options: ServerOptions) =>
       return reasons
     })
     const runSync = Runtime.runSync(runtime)
+    const runner = makeRunner(runtime)
     const clientKeyOk = tokenMatcher(options.proxyKeys.map(Redacted.value))
     const authRequired = options.proxyKeys.length > 0
     let inFlight = 0
@@ -90,7 +91,7 @@ export const make = (options: ServerOptions) =>
           json: parsed,
           stream: parsed?.["stream"] === true
         }
-        runExchange(runtime, { exhaustedShouldRetry: options.exhaustedShouldRetry }, request, req, res, startedAt, done)
+        runExchange(runner, { exhaustedShouldRetry: options.exhaustedShouldRetry }, request, req, res, startedAt, done)
       })
     }
 

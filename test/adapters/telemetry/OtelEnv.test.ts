@@ -103,8 +103,10 @@ describe("OtelEnv.fromEnv", () => {
 })
 
 describe("OtlpExporters", () => {
-  it("speaks http/json whatever is asked (protobuf needs the -proto exporters); log URLs lose credentials", () => {
-    expect(effectiveProtocol("http/protobuf")).toBe("http/json")
+  it("speaks http/protobuf or http/json as asked, grpc falls back to protobuf; log URLs lose credentials", () => {
+    expect(effectiveProtocol("http/protobuf")).toBe("http/protobuf")
+    expect(effectiveProtocol("http/json")).toBe("http/json")
+    expect(effectiveProtocol("grpc")).toBe("http/protobuf")
     expect(safeUrl("https://user:pw@collector.example:4318/v1/metrics?token=x")).toBe("https://collector.example:4318/v1/metrics")
   })
 })

@@ -6,15 +6,12 @@ import type { AddressInfo, Socket } from "node:net"
 import { stringify } from "yaml"
 import { AppConfig, parse } from "../../../src/adapters/config/ConfigFile.js"
 import { ServerConfig, SidecarConfig, toLogLevel, toPolicy } from "../../../src/adapters/config/SidecarConfig.js"
-import * as AdminApi from "../../../src/adapters/http/AdminApi.js"
-import { HttpRoutes } from "../../../src/adapters/http/HttpRoutes.js"
-import * as ProxyServer from "../../../src/adapters/http/ProxyServer.js"
 import { HttpAddress } from "../../../src/adapters/http/ProxyServer.js"
 import * as JsonLogger from "../../../src/adapters/telemetry/JsonLogger.js"
 import { fromEnv, type TelemetrySettings } from "../../../src/adapters/telemetry/OtelEnv.js"
 import * as Telemetry from "../../../src/adapters/telemetry/Telemetry.js"
 import { Policy } from "../../../src/domain/Policy.js"
-import { coreLayer } from "../../../src/app/MainLayer.js"
+import { coreLayer, serverLayer } from "../../../src/app/MainLayer.js"
 import type { MockUpstream } from "../../fakes/MockUpstream.js"
 
 export type Env = Record<string, string | undefined>
@@ -47,23 +44,8 @@ export interface Running {
  * The server as MainLayer wires it once telemetry is in: its routes are the admin API's plus
  * Telemetry.routes (`/metrics`), and Telemetry.tracing sits below it so its runtime has the tracer.
  */
-export const telemetryServerLayer = (settings: TelemetrySettings) => {
-  const routes = Layer.scoped(
-    HttpRoutes,
-    Effect.map(Effect.all([AdminApi.makeAdminRoute, Telemetry.routes(settings)]), ([admin, telemetry]) => [admin, ...telemetry])
-  )
-  const server = Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
-    ProxyServer.layer({
-      host: config.server.host,
-      port: config.server.port,
-      maxBodyBytes: config.server.maxBodyBytes,
-      shutdownGraceMs: config.server.shutdownGraceMs,
-      proxyKeys: config.security.proxyKeys,
-      exhaustedShouldRetry: config.routing.exhaustedShouldRetry
-    })
-  ))
-  return server.pipe(Layer.provide(routes), Layer.provideMerge(Telemetry.tracing(settings)))
-}
+export const telemetryServerLayer = (settings: TelemetrySettings) =>
+  serverLayer(settings).pipe(Layer.provideMerge(Telemetry.tracing(settings)))
 
 /** The whole app (storage in memory) with telemetry from `env`, log lines captured. */
 export const startSidecar = async (config: Record<string, unknown>, env: Env = {}): Promise<Running> => {

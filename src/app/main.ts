@@ -6,8 +6,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as ConfigFile from "../adapters/config/ConfigFile.js"
-import * as JsonLogger from "../adapters/telemetry/JsonLogger.js"
 import { appLayer } from "./MainLayer.js"
+
+// The JSON logger comes with appLayer (at the configured level); adding it here too would print
+// every line twice.
 
 /** A startup failure the operator must fix: its message (never a secret) on stderr, exit 1. */
 const report = (e: { readonly message: string }) =>
@@ -23,8 +25,7 @@ const main = Layer.launch(appLayer(process.env).pipe(Layer.provide(ConfigFile.la
     MasterKeyInvalid: report,
     MasterKeyMismatch: report,
     StoredBackendInvalid: report
-  }),
-  Effect.provide(JsonLogger.layer)
+  })
 )
 
 NodeRuntime.runMain(main, { disablePrettyLogger: true })

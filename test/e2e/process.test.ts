@@ -87,6 +87,8 @@ describe("the sidecar process", () => {
     expect(await res.json()).toEqual({ ok: true })
     expect(await q.exited).toBe(0)
     expect(q.out()).toContain('"msg":"stopped"')
+    // Each event is logged once (one logger, not two).
+    expect(q.out().match(/"msg":"listening"/g)).toHaveLength(1)
     // Every line is JSON, and the key never appears in the logs.
     for (const line of q.out().trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
     expect(q.out() + q.err()).not.toContain("sk-e2e-secret-key")

@@ -113,7 +113,8 @@ export const make = (options: ServerOptions) =>
     const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handle)
     const address = yield* Effect.async<BoundAddress, Error>((resume) => {
       server.once("error", (e) => resume(Effect.fail(e)))
-      server.listen(options.port, options.host, () => {
+      // A deep accept queue: agents open hundreds of connections at once (Node's default 511 overflowed at 1,000).
+      server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
         const a = server.address() as AddressInfo
         resume(Effect.succeed({ host: a.address, port: a.port, url: `http://${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}` }))
       })

@@ -30,6 +30,8 @@ export interface Options {
   readonly phases: ReadonlySet<Phase>
   /** Sidecar log levels to run: one Sidecar target per level. */
   readonly logLevels: ReadonlyArray<string>
+  /** Also run a Sidecar with the usage ledger off (storage.usage_ledger: false), side by side. */
+  readonly usageOff: boolean
   readonly useWrk: boolean
   readonly cpuProf: boolean
   /** Keep the run's temp dir (configs, Sidecar logs, SQLite files); always kept with --cpu-prof or on failure. */
@@ -49,6 +51,7 @@ export const USAGE = `npm run bench -- [flags]
   --hold-streams=1000   RSS check: streams open at once (an event every --hold-gap-ms=500), held --hold-ms=3000
   --only=LIST           targets (direct,raw,sidecar) and/or phases (sat,rate,sse,gap,hold)
   --log-level=warn      Sidecar's logging.level; "both" runs a warn and an info Sidecar side by side
+  --usage=on            "both" also runs a Sidecar with the usage ledger off, side by side
   --no-wrk              use the undici closed-loop generator even when wrk is installed
   --cpu-prof            run Sidecar under --cpu-prof (profile written in the run's temp dir)
   --keep                keep the run's temp dir (Sidecar's config, log and database; kept anyway on failure)
@@ -68,7 +71,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
   }
   const known = new Set(["rounds", "duration", "connections", "rate", "rate-duration", "sse-duration", "sse-concurrency", "events",
     "sse-gap-ms", "gap-ms", "gap-streams", "gap-concurrency", "hold-streams", "hold-gap-ms", "hold-ms", "warmup", "only",
-    "log-level", "no-wrk", "cpu-prof", "keep", "entry", "out"])
+    "log-level", "usage", "no-wrk", "cpu-prof", "keep", "entry", "out"])
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k}\n${USAGE}`)
   const num = (name: string, dflt: number, min = 0) => {
     const v = flags.get(name)
@@ -106,6 +109,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
     targets: onlyTargets.length > 0 ? onlyTargets : [...TARGETS],
     phases: new Set(onlyPhases.length > 0 ? onlyPhases : PHASES),
     logLevels: level === "both" ? ["warn", "info"] : [level],
+    usageOff: flags.get("usage") === "both",
     useWrk: flags.get("no-wrk") !== "true",
     cpuProf: flags.get("cpu-prof") === "true",
     keep: flags.get("keep") === "true",
@@ -115,13 +119,14 @@ export const parseOptions = (argv: ReadonlyArray<string>): Options => {
 }
 
 /** Sidecar's config for the bench: one primary backend at the mock upstream, no rpm limit. */
-export const sidecarYaml = (upstreamPort: number, port: number, level: string, sqlitePath: string): string => `# written by bench/run.ts
+export const sidecarYaml = (upstreamPort: number, port: number, level: string, sqlitePath: string, usageLedger = true): string => `# written by bench/run.ts
 server:
   host: 127.0.0.1
   port: ${port}
   shutdown_grace_ms: 1000
 storage:
   sqlite: ${JSON.stringify(sqlitePath)}
+  usage_ledger: ${usageLedger}
 logging:
   level: ${level}
 backends:

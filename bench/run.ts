@@ -22,13 +22,13 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const say = (s: string) => console.log(s)
 const load1 = () => loadavg().map((x) => x.toFixed(2)).join(" ")
 
-const startSidecar = async (opts: Options, dir: string, upstreamPort: number, level: string): Promise<Target> => {
+const startSidecar = async (opts: Options, dir: string, upstreamPort: number, level: string, usageLedger = true): Promise<Target> => {
   const port = await freePort()
-  const config = join(dir, `sidecar-${level}.yaml`)
-  writeFileSync(config, sidecarYaml(upstreamPort, port, level, join(dir, `sidecar-${level}.db`)))
-  const log = join(dir, `sidecar-${level}.log`)
-  const prof = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(dir, `prof-${level}`)}`] : []
-  const name = level === "warn" ? "sidecar" : `sidecar-${level}`
+  const name = `sidecar${level === "warn" ? "" : `-${level}`}${usageLedger ? "" : "-nousage"}`
+  const config = join(dir, `${name}.yaml`)
+  writeFileSync(config, sidecarYaml(upstreamPort, port, level, join(dir, `${name}.db`), usageLedger))
+  const log = join(dir, `${name}.log`)
+  const prof = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(dir, `prof-${name}`)}`] : []
   for (let attempt = 1; attempt <= 2; attempt++) {
     const child = spawnSidecar(root, opts.entry, config, port, log, prof)
     if (await waitHealthy(`http://127.0.0.1:${port}/readyz`, child, 30_000)) {
@@ -66,6 +66,7 @@ const main = async (opts: Options) => {
   }
   if (opts.targets.includes("sidecar")) {
     for (const level of opts.logLevels) targets.push(await startSidecar(opts, dir, mock.port, level))
+    if (opts.usageOff) targets.push(await startSidecar(opts, dir, mock.port, opts.logLevels[0] ?? "warn", false))
   }
   const load = (await forkTs(root, "load.ts", [])).child
   say(`mock upstream ${upstream} (pid ${mock.child.pid}); load generator pid ${load.pid}`)

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { start } from "../../src/app/Embedded.js"
 import { chunk, MockUpstream, sse, usageChunk } from "../fakes/MockUpstream.js"
 
 const root = join(import.meta.dirname, "..", "..")
@@ -99,4 +100,24 @@ describe("the usage ledger across a SIGTERM", () => {
     }
     for (const k of [...keys, "client-secret-zzz"]) expect(out).not.toContain(k)
   }, 60_000)
+
+  it("storage.usage_ledger: false writes no rows; the default writes one per attempt", async () => {
+    const m = await MockUpstream.start({ kind: "json", body: { ok: true, usage: { prompt_tokens: 1, completion_tokens: 1 } } })
+    cleanups.push(() => m.close())
+    const rowsWith = async (usageLedger: boolean | undefined) => {
+      const db = join(mkdtempSync(join(tmpdir(), "sidecar-ledger-")), "sidecar.db")
+      const storage = usageLedger === undefined ? { sqlite: db } : { sqlite: db, usage_ledger: usageLedger }
+      const s = await start({ logging: { level: "off" }, storage, backends: [{ id: "p1", pool: "primary", base_url: `${m.url}/v1` }] })
+      for (let i = 0; i < 3; i++) {
+        expect((await fetch(`${s.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "m" }) })).status).toBe(200)
+      }
+      await s.stop()
+      const ledger = new Database(db, { readonly: true })
+      const n = (ledger.prepare("SELECT count(*) AS n FROM usage").get() as { n: number }).n
+      ledger.close()
+      return n
+    }
+    expect(await rowsWith(undefined)).toBe(3)
+    expect(await rowsWith(false)).toBe(0)
+  })
 })

@@ -27,7 +27,9 @@ export class ServerConfig extends Schema.Class<ServerConfig>("ServerConfig")({
 }) {}
 
 export class StorageConfig extends Schema.Class<StorageConfig>("StorageConfig")({
-  sqlite: withDefault(NonBlank, "./data/sidecar.db")
+  sqlite: withDefault(NonBlank, "./data/sidecar.db"),
+  /** false: no per-attempt usage rows are written (metrics still count tokens and cost). */
+  usageLedger: withDefault(Schema.Boolean, true).pipe(Schema.fromKey("usage_ledger"))
 }) {}
 
 /** A secret string; its value never appears in an error message (see ConfigFile's sanitizing). */

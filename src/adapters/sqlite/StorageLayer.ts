@@ -79,7 +79,9 @@ export const make = (options: StorageOptions): Effect.Effect<
         keySource: master.source
       })
       yield* CooldownPersistence.start({ interval: options.cooldownSnapshot ?? "1 second" })
-      const usage = yield* UsageLedger.make(options.ledger ?? UsageLedger.defaultOptions)
+      const usage = config.storage.usageLedger
+        ? yield* UsageLedger.make(options.ledger ?? UsageLedger.defaultOptions)
+        : UsageLog.of({ record: () => Effect.void })
       const reports = yield* UsageReportsSqlite.make
       return { registry, reports, usage }
     }).pipe(

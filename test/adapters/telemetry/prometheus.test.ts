@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { MockUpstream } from "../../fakes/MockUpstream.js"
-import { type Env, post, runScenario, scenarioConfig, scenarioDeltas, sleep, startSidecar } from "./harness.js"
+import { type Env, post, runScenario, scenarioConfig, scenarioDeltasWith, sleep, startSidecar } from "./harness.js"
 import { closeTo, deltasFor, fromPrometheus } from "./series.js"
 
 const cleanup: Array<() => Promise<void>> = []
@@ -63,12 +63,14 @@ describe("Prometheus /metrics", () => {
     // The funnel counters are exported (at 0 in a fresh process) before their first event.
     for (const n of ["enter", "recovery", "exhausted"]) expect(before.has(`sidecar_primary_wait_${n}_total`)).toBe(true)
     for (const n of ["emergency_activations", "emergency_success", "all_pools_exhausted"]) expect(before.has(`sidecar_${n}_total`)).toBe(true)
+    const seen = m.requests.length
     const answers = await runScenario(s.url, m)
+    const expected = scenarioDeltasWith(m.requests.length - seen - 3)
     expect(answers.map((a) => [a.status, a.phase])).toEqual([
       [200, "direct"], [200, "primary_wait"], [200, "emergency"], [503, "exhausted"]
     ])
     const after = await settled(s.url, before, 'sidecar_requests_total{model="m1",phase="exhausted",status_class="5xx"}', 1)
-    expect(closeTo(deltasFor(scenarioDeltas, before, after), scenarioDeltas)).toEqual(scenarioDeltas)
+    expect(closeTo(deltasFor(expected, before, after), expected)).toEqual(expected)
 
     const d = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0)
     expect(d("sidecar_primary_wait_enter_total")).toBe(d("sidecar_primary_wait_recovery_total") + d("sidecar_primary_wait_exhausted_total"))

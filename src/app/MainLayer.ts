@@ -22,17 +22,17 @@ import { LifecycleEvents } from "../domain/ports/LifecycleEvents.js"
  * Models named in some backend's `models` map may be label values; anything else is "other".
  * The set follows the fleet (admin changes included), rebuilt only when the backend list changes.
  */
-const modelLabeler = (fleet: FleetStoreShape) => {
+const modelLabeler = (fleet: FleetStoreShape): MetricsAndLogs.ModelLabeler => {
   let seen: ReadonlyArray<Backend> | undefined
   let names = new Set<string>()
-  return (model: string): string => {
-    const { backends } = Effect.runSync(fleet.state)
-    if (backends !== seen) {
-      seen = backends
-      names = new Set(backends.flatMap((b) => Object.keys(b.models ?? {})))
-    }
-    return names.has(model) ? model : "other"
-  }
+  return (model) =>
+    Effect.map(fleet.state, ({ backends }) => {
+      if (backends !== seen) {
+        seen = backends
+        names = new Set(backends.flatMap((b) => Object.keys(b.models ?? {})))
+      }
+      return names.has(model) ? model : "other"
+    })
 }
 
 const eventsLayer = Layer.effect(

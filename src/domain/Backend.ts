@@ -2,7 +2,7 @@
  * An upstream backend: one API key on one OpenAI-compatible endpoint, in one pool.
  * The schema decodes the YAML / admin-API field names (snake_case) into the domain shape.
  */
-import { Option, Redacted, Schema } from "effect"
+import { Redacted, Schema } from "effect"
 
 const NonNegative = Schema.Number.pipe(Schema.nonNegative())
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive())
@@ -59,8 +59,6 @@ export class Backend extends Schema.Class<Backend>("Backend")({
 /** The encoded (YAML / JSON) shape of a backend, as operators write it. */
 export type BackendInput = Schema.Schema.Encoded<typeof Backend>
 
-export const decodeBackend = Schema.decodeUnknown(Backend, { errors: "all", onExcessProperty: "error" })
-
 /** A backend serves a canonical model when its map names it, or when it has no map at all. */
 export const servesModel = (backend: Backend, model: string): boolean =>
   backend.models === undefined || Object.prototype.hasOwnProperty.call(backend.models, model)
@@ -68,9 +66,6 @@ export const servesModel = (backend: Backend, model: string): boolean =>
 /** The model name to send upstream for a canonical model. */
 export const upstreamModel = (backend: Backend, model: string): string =>
   backend.models?.[model]?.upstream ?? model
-
-export const modelRoute = (backend: Backend, model: string): Option.Option<ModelRoute> =>
-  Option.fromNullable(backend.models?.[model])
 
 /** Cost in USD of one attempt's tokens at this backend's prices for the model. */
 export const costUsd = (backend: Backend, model: string, promptTokens: number, completionTokens: number): number => {

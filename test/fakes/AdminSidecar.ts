@@ -51,7 +51,7 @@ export const startAdminSidecar = async (
   const core = Layer.mergeAll(
     FleetStoreMemory.layer(decoded.backends),
     UndiciUpstream.layer,
-    MetricsAndLogs.layer((model) => model),
+    MetricsAndLogs.layer((model) => Effect.succeed(model)),
     Layer.succeed(UsageLog, UsageLog.of({ record: () => Effect.void })),
     Logger.minimumLogLevel(LogLevel.None)
   )

@@ -159,7 +159,6 @@ export const Scenario = Schema.Struct({
   expect: Schema.optional(ScenarioExpect)
 })
 export type Scenario = typeof Scenario.Type
-export type ScenarioInput = typeof Scenario.Encoded
 
 export const decodeScenario = (input: unknown) =>
   Schema.decodeUnknownEither(Scenario, { errors: "all", onExcessProperty: "error" })(input).pipe(

@@ -9,8 +9,8 @@ import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
 import * as M from "../../domain/Metrics.js"
 import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 
-/** Decides whether a model name may appear as a label value (else "other"). */
-export type ModelLabeler = (model: string) => string
+/** The label value for a model name: itself when configured, else "other" (read from the live fleet). */
+export type ModelLabeler = (model: string) => Effect.Effect<string>
 
 /**
  * Label arrays, one instance per label set: Effect caches a metric's registry entry by the identity
@@ -44,6 +44,11 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
     LogLevel.lessThan(level, minLevel) ? Effect.void : Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields()))
   const metricsThen = (update: () => void, then: Effect.Effect<void>) =>
     then === Effect.void ? Effect.sync(update) : Effect.zipRight(Effect.sync(update), then)
+  /** A log line that names the model's label; the label is looked up only when the line is written. */
+  const logModel = (level: LogLevel.LogLevel, msg: string, model: string, fields: (label: string) => Record<string, unknown>) =>
+    LogLevel.lessThan(level, minLevel)
+      ? Effect.void
+      : Effect.flatMap(modelLabel(model), (label) => Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields(label))))
 
   return LifecycleEvents.of({
     emit: LifecycleEvent.$match({
@@ -78,7 +83,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       PrimaryWaitEntered: (e) =>
         metricsThen(
           () => add(M.primaryWaitEnter, undefined),
-          log(LogLevel.Info, "primary_wait_entered", () => ({ model: modelLabel(e.model), pool: e.pool }))
+          logModel(LogLevel.Info, "primary_wait_entered", e.model, (model) => ({ model, pool: e.pool }))
         ),
       PrimaryWaitRecovered: (e) =>
         metricsThen(
@@ -98,7 +103,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       EmergencyActivated: (e) =>
         metricsThen(
           () => add(M.emergencyActivations, undefined),
-          log(LogLevel.Warning, "emergency_activated", () => ({ model: modelLabel(e.model) }))
+          logModel(LogLevel.Warning, "emergency_activated", e.model, (model) => ({ model }))
         ),
       EmergencySucceeded: (e) =>
         metricsThen(
@@ -108,11 +113,11 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       AllPoolsExhausted: (e) =>
         metricsThen(
           () => add(M.allPoolsExhausted, undefined),
-          log(LogLevel.Error, "all_pools_exhausted", () => ({ model: modelLabel(e.model), retry_after_ms: e.retryAfterMs }))
+          logModel(LogLevel.Error, "all_pools_exhausted", e.model, (model) => ({ model, retry_after_ms: e.retryAfterMs }))
         ),
-      RequestCompleted: (e) => {
-        const model = modelLabel(e.model)
-        return metricsThen(
+      RequestCompleted: (e) =>
+        Effect.flatMap(modelLabel(e.model), (model) =>
+          metricsThen(
           () => {
             add(M.requests, { model, phase: e.phase, status_class: M.statusClass(e.status) })
             M.requestDuration.unsafeUpdate(e.durationMs / 1000, labels({ phase: e.phase }))
@@ -125,11 +130,9 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
             backend: e.backend ?? null,
             duration_ms: e.durationMs
           }))
-        )
-      },
+        )),
       UsageObserved: (e) =>
-        Effect.sync(() => {
-          const model = modelLabel(e.model)
+        Effect.map(modelLabel(e.model), (model) => {
           add(M.tokens, { backend: e.backend, model, kind: "prompt" }, e.promptTokens)
           add(M.tokens, { backend: e.backend, model, kind: "completion" }, e.completionTokens)
           add(M.costUsd, { backend: e.backend, model }, e.costUsd)

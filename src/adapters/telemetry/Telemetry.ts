@@ -1,12 +1,12 @@
 /**
  * All of telemetry export from the environment (OTEL_* variables): metrics (Prometheus route,
- * OTLP push, live fleet gauges) and traces. The one layer the app wires; logs what it chose.
+ * OTLP push, live fleet gauges) and traces: what the app wires (routes, tracing); logs what it chose.
  */
 import { Effect, Layer, type Scope } from "effect"
 import type { FleetStore } from "../../domain/ports/FleetStore.js"
-import { type HttpRoute, HttpRoutes } from "../http/HttpRoutes.js"
+import type { HttpRoute } from "../http/HttpRoutes.js"
 import * as MetricsExport from "./MetricsExport.js"
-import { type Env, fromEnv, type TelemetrySettings } from "./OtelEnv.js"
+import type { TelemetrySettings } from "./OtelEnv.js"
 import { effectiveProtocol, safeUrl } from "./OtlpExporters.js"
 import * as Tracing from "./Tracing.js"
 
@@ -42,13 +42,3 @@ export const routes = (s: TelemetrySettings): Effect.Effect<ReadonlyArray<HttpRo
 
 /** OTLP tracing when configured, else tracing disabled (every span a no-op). */
 export const tracing = (s: TelemetrySettings): Layer.Layer<never> => Tracing.layer(s.traces, s.resource)
-
-/** Metrics export and tracing as configured; provides the routes as HttpRoutes (when nothing else does). */
-export const layer = (s: TelemetrySettings): Layer.Layer<HttpRoutes, never, FleetStore> =>
-  Layer.merge(Layer.scoped(HttpRoutes, routes(s)), tracing(s))
-
-/** `layer` from an environment record (production: `process.env`, read once at startup). */
-export const layerFromEnv = (env: Env): Layer.Layer<HttpRoutes, never, FleetStore> => layer(fromEnv(env))
-
-/** Nothing exported, tracing off: tests that assert on Metric values. */
-export const none: Layer.Layer<HttpRoutes> = Layer.merge(Layer.succeed(HttpRoutes, []), Tracing.disabled)

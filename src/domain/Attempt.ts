@@ -4,6 +4,12 @@
 import type { FailureClass, OutcomeLabel } from "./FailureClass.js"
 import type { Phase } from "./Phase.js"
 
+/** How a committed stream broke after its commit point (SPEC §1 "After the commit point"). */
+export type StreamBreakKind = "cut" | "stall" | "reset"
+
+/** How a served attempt's body ended: completely, broken, or cut short by the client leaving. */
+export type StreamEnd = "complete" | StreamBreakKind | "client_closed"
+
 export interface AttemptRecord {
   readonly requestId: string
   /** Epoch ms at which the attempt was sent. */
@@ -28,6 +34,8 @@ export interface AttemptRecord {
   readonly promptTokens: number | undefined
   readonly completionTokens: number | undefined
   readonly costUsd: number | undefined
+  /** For a served attempt, how its body ended; absent for an attempt that never committed. */
+  readonly streamEnd?: StreamEnd
 }
 
 /** The short form of an attempt kept in an AllPoolsExhausted error. */

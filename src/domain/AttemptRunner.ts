@@ -7,7 +7,7 @@ import { Clock, Effect, FiberRef, Option, type Tracer } from "effect"
 import type { AttemptRecord } from "./Attempt.js"
 import { upstreamModel } from "./Backend.js"
 import { classify, type FailureClass, outcomeLabel } from "./FailureClass.js"
-import type { Ticket } from "./Fleet.js"
+import { hasContinuator, type Ticket } from "./Fleet.js"
 import { LifecycleEvent } from "./LifecycleEvent.js"
 import type { Phase } from "./Phase.js"
 import { Policy } from "./Policy.js"
@@ -66,7 +66,9 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
       phase,
       attempt
     }
-    const reply = yield* upstream.send({ request: ctx.request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt })
+    const trackAnswer = policy.routing.maxContinuations > 0 &&
+      hasContinuator(yield* fleet.state, ctx.request.model, policy.routing.pools)
+    const reply = yield* upstream.send({ request: ctx.request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt, trackAnswer })
       .pipe(Effect.onInterrupt(() =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           usage.record({

@@ -45,6 +45,8 @@ export interface PickQuery {
   readonly mode: PickMode
   /** Pick only this backend (a retry on the same backend), if it is eligible. */
   readonly only?: string | undefined
+  /** Only backends that declared `prefill_continuation` (a continuation attempt). */
+  readonly prefillOnly?: boolean | undefined
 }
 
 const groupByPool = (backends: ReadonlyArray<Backend>): ReadonlyMap<string, ReadonlyArray<Backend>> => {
@@ -98,7 +100,7 @@ export const isEligible = (b: Backend, rt: BackendRuntime, mode: PickMode, polic
 
 const candidate = (b: Backend, q: PickQuery) =>
   servesModel(b, q.model) && (q.exclude === undefined || !q.exclude.has(b.id)) &&
-  (q.only === undefined || q.only === b.id)
+  (q.only === undefined || q.only === b.id) && (q.prefillOnly !== true || b.prefillContinuation)
 
 const take = (state: FleetState, b: Backend, mode: PickMode, now: number): [Ticket, FleetState] => {
   const rt = runtimeOf(state, b.id)
@@ -179,6 +181,10 @@ const serving = (state: FleetState, model: string, pool: string) =>
 /** The given pools, in order, that hold at least one enabled backend serving the model. */
 export const servingPools = (state: FleetState, model: string, pools: ReadonlyArray<string>): ReadonlyArray<string> =>
   pools.filter((p) => serving(state, model, p).length > 0)
+
+/** Whether an enabled backend of these pools can continue a broken answer for the model. */
+export const hasContinuator = (state: FleetState, model: string, pools: ReadonlyArray<string>): boolean =>
+  pools.some((p) => serving(state, model, p).some((b) => b.prefillContinuation))
 
 /** When a backend becomes free for direct sends: the end of its cooldown, or of its full rate window. */
 export const availableAt = (b: Backend, rt: BackendRuntime, now: number): number =>

@@ -3,11 +3,11 @@
  * only; each phase lives in its own module and talks to the world through the ports.
  */
 import { Clock, Effect, Option } from "effect"
-import { costUsd, servesModel } from "./Backend.js"
+import { type Backend, costUsd, servesModel } from "./Backend.js"
 import { directPhase, bestPool } from "./DirectPhase.js"
 import { emergency } from "./Emergency.js"
 import { AllPoolsExhausted, ModelNotServed } from "./Errors.js"
-import { summarize } from "./Attempt.js"
+import { type AttemptRecord, type StreamEnd, summarize } from "./Attempt.js"
 import { LifecycleEvent } from "./LifecycleEvent.js"
 import { passedThrough } from "./PhaseStep.js"
 import { Policy } from "./Policy.js"
@@ -77,37 +77,42 @@ export interface BodyOutcome {
   readonly completionTokens: number | undefined
   /** From the attempt's send to the body's end. */
   readonly durationMs: number
+  /** How the body ended, when the data plane knows. */
+  readonly end?: StreamEnd | undefined
 }
 
 /**
  * Completes a served attempt's usage record once its body has ended: tokens, cost, duration.
  * Tokens the upstream did not report stay unknown (not zero).
  */
-export const settleServed = (served: Served, body: BodyOutcome) =>
+export const settleAttempt = (record: AttemptRecord, backend: Backend, body: BodyOutcome) =>
   Effect.gen(function*() {
     const usage = yield* UsageLog
     const events = yield* LifecycleEvents
-    const r = served.record
     const known = body.promptTokens !== undefined || body.completionTokens !== undefined
     const prompt = body.promptTokens ?? 0
     const completion = body.completionTokens ?? 0
-    const cost = known ? costUsd(served.served, r.model, prompt, completion) : undefined
-    yield* usage.record({
-      ...r,
+    const cost = known ? costUsd(backend, record.model, prompt, completion) : undefined
+    const settled: AttemptRecord = {
+      ...record,
       durationMs: body.durationMs,
       promptTokens: body.promptTokens,
       completionTokens: body.completionTokens,
       costUsd: cost
-    })
+    }
+    yield* usage.record(body.end === undefined ? settled : { ...settled, streamEnd: body.end })
     if (known) {
       yield* events.emit(LifecycleEvent.UsageObserved({
-        backend: r.backend,
-        model: r.model,
+        backend: record.backend,
+        model: record.model,
         promptTokens: prompt,
         completionTokens: completion,
         costUsd: cost ?? 0
       }))
     }
   })
+
+/** `settleAttempt` for the attempt that served the request. */
+export const settleServed = (served: Served, body: BodyOutcome) => settleAttempt(served.record, served.served, body)
 
 export type { RequestOutcome }

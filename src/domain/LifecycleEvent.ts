@@ -3,7 +3,7 @@
  * logs and the simulator's timeline are all projections of this one stream.
  */
 import { Data } from "effect"
-import type { AttemptRecord } from "./Attempt.js"
+import type { AttemptRecord, StreamBreakKind } from "./Attempt.js"
 import type { CooldownReason } from "./Cooldown.js"
 import type { Phase } from "./Phase.js"
 
@@ -39,6 +39,21 @@ export type LifecycleEvent = Data.TaggedEnum<{
     readonly backend: string | undefined
     readonly durationMs: number
   }
+  /** A committed stream broke after its commit point: cut, stalled past its idle timeout, or reset. */
+  StreamBroken: { readonly requestId: string; readonly backend: string; readonly pool: string; readonly kind: StreamBreakKind }
+  /**
+   * What became of a broken stream (exactly one per StreamBroken): continued on `backend`, or
+   * ended with the original break's in-band error event.
+   */
+  StreamContinuation: {
+    readonly requestId: string
+    readonly outcome: ContinuationOutcome
+    readonly kind: StreamBreakKind
+    /** The backend that took the answer over (outcome `continued`). */
+    readonly backend: string | undefined
+    /** Continuation attempts this break made. */
+    readonly tries: number
+  }
   /** Tokens and cost of a served attempt, once its body finished. */
   UsageObserved: {
     readonly backend: string
@@ -49,3 +64,12 @@ export type LifecycleEvent = Data.TaggedEnum<{
   }
 }>
 export const LifecycleEvent = Data.taggedEnum<LifecycleEvent>()
+
+/**
+ * `continued`: a continuation committed and the answer streams on. `failed`: continuations were
+ * tried and none committed. `no_backend`: no capable backend serves the model, or none is free
+ * (cooling, rate window full). `not_continuable`: not a plain text answer (tool calls, several
+ * choices, not a chat completion stream, an unreadable event). `limit_reached`: the request used
+ * `routing.max_continuations`.
+ */
+export type ContinuationOutcome = "continued" | "failed" | "no_backend" | "not_continuable" | "limit_reached"

@@ -26,6 +26,11 @@ export const primaryWaitAbandoned = counter(
 export const emergencyActivations = counter("sidecar_emergency_activations", "Requests that entered emergency mode")
 export const emergencySuccess = counter("sidecar_emergency_success", "Requests served in emergency mode")
 export const allPoolsExhausted = counter("sidecar_all_pools_exhausted", "Requests answered 503 AllPoolsExhausted")
+export const streamBreaks = counter("sidecar_stream_breaks", "Committed streams broken after the commit point, by backend and kind")
+export const streamContinuations = counter(
+  "sidecar_stream_continuations",
+  "What became of each broken stream: continued, or ended with an error event (by outcome)"
+)
 export const tokens = counter("sidecar_tokens", "Tokens reported by upstreams, by backend, model and kind")
 export const costUsd = counter("sidecar_cost_usd", "Cost in USD at the configured prices, by backend and model")
 

@@ -15,6 +15,7 @@ import type { LifecycleError } from "../../domain/Errors.js"
 import type { BodyReport, HttpProxyRequest, HttpUpstreamResponse } from "../upstream/HttpExchange.js"
 import { observeRequest } from "../telemetry/Tracing.js"
 import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError.js"
+import { ServedStream } from "./ServedStream.js"
 
 /** Whatever the lifecycle needs, provided once by the server's runtime. */
 export type LifecycleDeps = Effect.Effect.Context<ReturnType<typeof Lifecycle.handle>> | LifecycleEvents
@@ -141,21 +142,18 @@ export const runExchange = (
       if (!response.body.destroyed) response.body.destroy()
     })
     response.body.pipe(res)
+    const served = o._tag === "Served" ? new ServedStream(runner, request, o, response.body) : undefined
     void response.finished.then((report: BodyReport) => {
-      const status = report.end === "client_closed" ? 499 : response.status
-      complete(
-        o.phase,
-        status,
-        o.attempts,
-        o.backend,
-        o._tag === "Served"
-          ? Lifecycle.settleServed(o, {
-            promptTokens: report.promptTokens,
-            completionTokens: report.completionTokens,
-            durationMs: Date.now() - o.record.at
-          })
-          : undefined
-      )
+      const end = () =>
+        complete(
+          o.phase,
+          report.end === "client_closed" ? 499 : response.status,
+          served?.attempts ?? o.attempts,
+          o.backend,
+          served?.settleEnd(report)
+        )
+      if (served === undefined) end()
+      else served.whenIdle(end)
     })
   }
 }

@@ -48,11 +48,12 @@ const COLUMNS: ReadonlyArray<readonly [string, (r: AttemptRecord) => Param]> = [
   ["duration_ms", (r) => r.durationMs],
   ["prompt_tokens", (r) => r.promptTokens ?? null],
   ["completion_tokens", (r) => r.completionTokens ?? null],
-  ["cost_usd", (r) => r.costUsd ?? null]
+  ["cost_usd", (r) => r.costUsd ?? null],
+  ["stream_end", (r) => r.streamEnd ?? null]
 ]
 
 /**
- * Rows per INSERT statement, largest first. 256 rows × 16 columns stays far below SQLite's
+ * Rows per INSERT statement, largest first. 256 rows × 17 columns stays far below SQLite's
  * bound-variable cap ("too many SQL variables"), and any batch splits into these five sizes, so
  * the client's prepared-statement cache holds five INSERTs rather than one per batch length.
  */

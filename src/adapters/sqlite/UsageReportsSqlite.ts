@@ -37,7 +37,8 @@ const add = (a: UsageTotals, b: UsageTotals): UsageTotals => ({
 
 /**
  * Rows sorted by key, `total` their sum. `since` inclusive, `until` exclusive (epoch ms);
- * `errors` counts attempts whose outcome is not "success" (cancelled ones included).
+ * `errors` counts attempts whose outcome is not "success" (cancelled ones included), and served
+ * attempts whose stream broke after the commit point (cut, stall, reset).
  */
 export const make: Effect.Effect<UsageReportsShape, never, SqlClient.SqlClient> = Effect.map(
   SqlClient.SqlClient,
@@ -45,7 +46,7 @@ export const make: Effect.Effect<UsageReportsShape, never, SqlClient.SqlClient> 
     summarize: (query: UsageQuery) =>
       sql<SummaryRow>`SELECT ${sql(COLUMNS[query.groupBy])} AS key,
           count(*) AS requests,
-          count(*) FILTER (WHERE outcome <> 'success') AS errors,
+          count(*) FILTER (WHERE outcome <> 'success' OR stream_end IN ('cut', 'stall', 'reset')) AS errors,
           coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
           coalesce(sum(completion_tokens), 0) AS completion_tokens,
           coalesce(sum(cost_usd), 0.0) AS cost_usd

@@ -131,6 +131,21 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
             duration_ms: e.durationMs
           }))
         )),
+      StreamBroken: (e) =>
+        metricsThen(
+          () => add(M.streamBreaks, { backend: e.backend, kind: e.kind }),
+          log(LogLevel.Warning, "stream_break", () => ({ backend: e.backend, pool: e.pool, kind: e.kind }))
+        ),
+      StreamContinuation: (e) =>
+        metricsThen(
+          () => add(M.streamContinuations, { outcome: e.outcome }),
+          log(e.outcome === "continued" ? LogLevel.Info : LogLevel.Warning, "stream_continuation", () => ({
+            outcome: e.outcome,
+            kind: e.kind,
+            backend: e.backend ?? null,
+            tries: e.tries
+          }))
+        ),
       UsageObserved: (e) =>
         Effect.map(modelLabel(e.model), (model) => {
           add(M.tokens, { backend: e.backend, model, kind: "prompt" }, e.promptTokens)

@@ -3,6 +3,7 @@
  * lifecycle, and what the undici upstream adapter hands back through it.
  */
 import type { Readable } from "node:stream"
+import type { StreamEnd } from "../../domain/Attempt.js"
 import type { ProxyRequest, UpstreamResponse } from "../../domain/ProxyRequest.js"
 
 export type HeaderMap = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
@@ -26,7 +27,7 @@ export interface BodyReport {
   readonly promptTokens: number | undefined
   readonly completionTokens: number | undefined
   /** How the body ended: completely, or broken after the commit point. */
-  readonly end: "complete" | "cut" | "stall" | "reset" | "client_closed"
+  readonly end: StreamEnd
 }
 
 export interface HttpUpstreamResponse extends UpstreamResponse {

@@ -3,6 +3,8 @@
  * backpressure back to the upstream socket and a `finished` report that settles exactly once.
  */
 import { Readable } from "node:stream"
+import type { StreamBreakKind } from "../../domain/Attempt.js"
+import type { AnswerTracker } from "./AnswerTracker.js"
 import type { BodyReport } from "./HttpExchange.js"
 
 /** What feeds a body: the attempt that owns the upstream request. */
@@ -14,6 +16,18 @@ export interface BodySource {
 }
 
 type End = BodyReport["end"]
+
+/** A committed event stream broke: what the broken attempt delivered, and the error event it ends on. */
+export interface BodyBreak {
+  readonly kind: StreamBreakKind
+  /** Tokens the broken attempt's upstream reported (usually none: the usage chunk comes last). */
+  readonly promptTokens: number | undefined
+  readonly completionTokens: number | undefined
+  /** The in-band SSE error event for this break, sent if nothing continues the stream. */
+  readonly errorEvent: Buffer
+}
+
+const idle: BodySource = { resumeUpstream: () => {}, bodyClosed: () => {} }
 
 const HIGH_WATER_MARK = 64 * 1024
 const noop = () => {}
@@ -28,6 +42,13 @@ export class ResponseBody extends Readable {
   readonly finished: Promise<BodyReport>
   promptTokens: number | undefined = undefined
   completionTokens: number | undefined = undefined
+  /** The answer so far, kept when a break of this (chat completion) stream could be continued. */
+  answer: AnswerTracker | undefined = undefined
+  /**
+   * Set by whoever delivers the body: called, instead of ending it, when its event stream breaks;
+   * it must then `continueFrom` another attempt or `giveUp`.
+   */
+  onBreak: ((brk: BodyBreak) => void) | undefined = undefined
   private settle: ((report: BodyReport) => void) | undefined
   /** How the upstream side ended; undefined while it is still sending. */
   private upstreamEnd: End | undefined = undefined
@@ -65,6 +86,33 @@ export class ResponseBody extends Readable {
     this.settle = undefined
     settle?.({ promptTokens: this.promptTokens, completionTokens: this.completionTokens, end })
     callback(error)
+  }
+
+  /** The current attempt's stream broke: hands it to `onBreak`; false when there is none to take it. */
+  broke(brk: BodyBreak): boolean {
+    const handler = this.onBreak
+    if (handler === undefined || this.destroyed) return false
+    // Until a continuation takes over, nothing feeds the body; `cancel` runs if the client leaves.
+    this.source = idle
+    handler(brk)
+    return true
+  }
+
+  /** While a continuation is sought: the client leaving calls `cancel` (which stops the search). */
+  awaitContinuation(cancel: () => void): void {
+    if (this.destroyed) return cancel()
+    this.source = { resumeUpstream: () => {}, bodyClosed: cancel }
+  }
+
+  /** A continuation attempt committed: from now on it feeds this body. */
+  continueFrom(source: BodySource): void {
+    if (this.destroyed) return source.bodyClosed()
+    this.source = source
+  }
+
+  /** Nothing continues the broken stream: end it with the original break's error event. */
+  giveUp(brk: BodyBreak): void {
+    this.finish(brk.kind, brk.errorEvent)
   }
 
   /** The upstream side ended (completely, or broken with `tail` as the in-band error): end the body. */

@@ -46,7 +46,15 @@ export class SseTap {
   /** The last chunk ended with a CR: an LF opening the next one belongs to it (CRLF split in two). */
   private afterCr = false
 
-  constructor(private readonly dropUsageChunk: boolean) {}
+  /**
+   * @param inspect sees every data event the client is to receive (`[DONE]` excepted) and may keep
+   * it (true), drop it (false) or replace its data (a string): the answer tracking and continuation
+   * splicing hook. Absent, no event is parsed beyond the usage chunk.
+   */
+  constructor(
+    private readonly dropUsageChunk: boolean,
+    private readonly inspect?: ((data: string) => boolean | string) | undefined
+  ) {}
 
   /** Takes the next upstream chunk; returns what the client should receive now, if anything. */
   feed(chunk: Buffer): Buffer | undefined {
@@ -84,9 +92,11 @@ export class SseTap {
         next = lf + 1
       }
       if (eol === line) {
-        if (!this.endEvent(buf, eventStart)) {
+        const verdict = this.endEvent(buf, eventStart)
+        if (verdict !== true) {
           parts ??= []
           if (eventStart > emitFrom) parts.push(buf.subarray(emitFrom, eventStart))
+          if (verdict !== false) parts.push(verdict)
           emitFrom = next
         }
         eventStart = next
@@ -142,18 +152,26 @@ export class SseTap {
     this.dataLines++
   }
 
-  /** Accounts for the event that starts at `eventStart`; false when it must not reach the client. */
-  private endEvent(buf: Buffer, eventStart: number): boolean {
+  /**
+   * Accounts for the event that starts at `eventStart`: true when it reaches the client as is,
+   * false when it must not, or the bytes of the event that replaces it.
+   */
+  private endEvent(buf: Buffer, eventStart: number): boolean | Buffer {
     this.events++
     const lines = this.dataLines
     if (lines === 0) return true
     this.dataLines = 0
     this.sawData = true
+    let data: string | undefined
     if (lines > 1) {
-      const data = this.joined ?? ""
+      data = this.joined ?? ""
       this.joined = undefined
-      if (data === "[DONE]") this.done = true
-      return data.includes("\"usage\"") ? this.readUsage(data) : true
+      if (data === "[DONE]") {
+        this.done = true
+        return true
+      }
+      if (data.includes("\"usage\"") && !this.readUsage(data)) return false
+      return this.inspected(data)
     }
     const s = eventStart + this.dataStart
     const e = eventStart + this.dataEnd
@@ -163,8 +181,18 @@ export class SseTap {
     }
     let at = this.usageAt
     if (at === -2 || (at !== -1 && at < s)) at = this.usageAt = findUsageKey(buf, s)
-    if (at === -1 || at >= e) return true
-    return usageObjectStart(buf, at, e) < 0 ? true : this.readUsage(buf.toString("utf8", s, e))
+    if (at !== -1 && at < e && usageObjectStart(buf, at, e) >= 0) {
+      data = buf.toString("utf8", s, e)
+      if (!this.readUsage(data)) return false
+    }
+    return this.inspect === undefined ? true : this.inspected(data ?? buf.toString("utf8", s, e))
+  }
+
+  private inspected(data: string): boolean | Buffer {
+    const inspect = this.inspect
+    if (inspect === undefined) return true
+    const verdict = inspect(data)
+    return typeof verdict === "string" ? Buffer.from(`data: ${verdict}\n\n`) : verdict
   }
 
   private readUsage(data: string): boolean {

@@ -3,10 +3,11 @@
  * commit point, how the body broke, and the in-band SSE error event the client receives for it.
  * No error text from the network stack is passed on (it may name hosts; it never names keys).
  */
+import type { StreamBreakKind } from "../../domain/Attempt.js"
 import { Observation } from "../../domain/FailureClass.js"
 
 /** How a committed body broke (the `end` of a `BodyReport`, minus complete / client_closed). */
-export type StreamBreak = "cut" | "stall" | "reset"
+export type StreamBreak = StreamBreakKind
 
 interface ErrorLike {
   readonly code?: unknown

@@ -5,6 +5,7 @@
 import { Effect, Layer, type Scope } from "effect"
 import { Observation } from "../../domain/FailureClass.js"
 import { type AttemptReply, type AttemptSpec, Upstream, type UpstreamShape } from "../../domain/ports/Upstream.js"
+import { forBackend, isContinuable, isContinuation } from "./ContinuationRequest.js"
 import { type HttpProxyRequest, isHttpProxyRequest } from "./HttpExchange.js"
 import { upstreamRequestHeaders } from "./ForwardHeaders.js"
 import { upstreamBody } from "./RequestBody.js"
@@ -26,8 +27,17 @@ const start = (
   let attempt: UpstreamAttempt | undefined
   try {
     const backend = spec.backend
-    const body = upstreamBody(request, spec.upstreamModel)
-    attempt = new UpstreamAttempt(backend, body.dropUsageChunk, request.method === "HEAD", (reply) =>
+    const continuation = isContinuation(request) ? request : undefined
+    // A prefill goes only to a backend that declared it can continue one (the domain picks only
+    // those; this keeps it true whatever asks).
+    if (continuation !== undefined && !backend.prefillContinuation) {
+      resume(Effect.succeed(unsendable))
+      return undefined
+    }
+    const sent = continuation === undefined ? request : forBackend(continuation, backend)
+    const body = upstreamBody(sent, spec.upstreamModel)
+    const track = spec.trackAnswer && continuation === undefined && isContinuable(request)
+    attempt = new UpstreamAttempt(backend, body.dropUsageChunk, request.method === "HEAD", track, continuation?.continuing, (reply) =>
       resume(Effect.succeed(reply)))
     const target = pools.target(backend.baseUrl)
     target.pool.dispatch({

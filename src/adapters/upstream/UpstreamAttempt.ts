@@ -9,7 +9,9 @@ import type { AttemptReply } from "../../domain/ports/Upstream.js"
 import { parseErrorBody } from "./ErrorBody.js"
 import { clientResponseHeaders, headerValue, type ParsedHeaders } from "./ForwardHeaders.js"
 import type { HttpUpstreamResponse } from "./HttpExchange.js"
-import { type BodySource, ResponseBody } from "./ResponseBody.js"
+import { AnswerTracker } from "./AnswerTracker.js"
+import type { ContinuationFilter } from "./ContinuationFilter.js"
+import { type BodyBreak, type BodySource, ResponseBody } from "./ResponseBody.js"
 import { SseTap } from "./SseTap.js"
 import { bodyBreakError, breakOf, observeFailure, streamErrorEvent, type StreamBreak } from "./TransportErrors.js"
 import { usageFromJsonBody } from "./Usage.js"
@@ -34,6 +36,12 @@ const isEventStream = (type: string) => type.length >= 17 && type.slice(0, 17).t
 const isEncoded = (encoding: string | undefined) =>
   encoding !== undefined && encoding !== "" && encoding.toLowerCase() !== "identity"
 
+/** A continuation attempt: the client's body it continues, and the filter its events go through. */
+export interface Continuing {
+  readonly body: ResponseBody
+  readonly filter: ContinuationFilter
+}
+
 /**
  * Invariants:
  * - `deliver` is called at most once, at the commit point or with the failure that came first;
@@ -44,6 +52,11 @@ const isEncoded = (encoding: string | undefined) =>
  *   time paused by the consumer's backpressure.
  * - Any way the attempt ends early (timeout, cancel, consumer destroyed the body, stall) aborts
  *   the upstream request at once; before the socket is assigned the abort is applied on assignment.
+ * - A continuation attempt (`into`) feeds the client's existing body, and only from its commit point
+ *   on: before it, its bytes are held, and its failure leaves that body untouched. Anything but an
+ *   event stream is not a continuation.
+ * - A committed event stream that breaks is handed to its body's break handler when it has one
+ *   (which may continue it); otherwise it ends with the in-band error event.
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   private phase: Phase = CONNECTING
@@ -61,11 +74,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   /** Error-body bytes, or a JSON body's chunks kept for usage extraction. */
   private chunks: Array<Buffer> | undefined = undefined
   private bytes = 0
+  /** A continuation's bytes before its commit point. */
+  private held: Array<Buffer> | undefined = undefined
 
   constructor(
     private readonly backend: Backend,
     private readonly dropUsageChunk: boolean,
     private readonly head: boolean,
+    /** Keep the answer's text (a break of this stream could be continued). */
+    private readonly trackAnswer: boolean,
+    private readonly into: Continuing | undefined,
     private deliver: ((reply: AttemptReply) => void) | undefined
   ) {
     this.timer = setTimeout(fire, backend.timeoutMs, this)
@@ -76,7 +94,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     this.deliver = undefined
     if (this.phase === DONE) return
     this.end()
-    this.body?.destroy()
+    if (this.into === undefined) this.body?.destroy()
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -98,12 +116,28 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
       this.timer = setTimeout(fire, this.backend.timeoutMs, this)
       return
     }
-    this.body = new ResponseBody(this)
     const plain = !isEncoded(headerValue(headers, "content-encoding"))
     const type = headerValue(headers, "content-type") ?? ""
-    if (plain && !this.head && statusCode !== 204 && isEventStream(type)) {
+    const stream = plain && !this.head && statusCode !== 204 && isEventStream(type)
+    const into = this.into
+    if (into !== undefined) {
+      if (!stream) return this.failBeforeCommit(Observation.ConnectionFailed({ reason: "other" }))
+      this.body = into.body
+      this.held = []
+      this.tap = new SseTap(this.dropUsageChunk, (data) => into.filter.inspect(data))
+    } else {
+      this.body = new ResponseBody(this)
+      if (stream) {
+        const answer = this.trackAnswer ? new AnswerTracker() : undefined
+        this.body.answer = answer
+        this.tap = answer === undefined ? new SseTap(this.dropUsageChunk) : new SseTap(this.dropUsageChunk, (data) => {
+          answer.observe(data)
+          return true
+        })
+      }
+    }
+    if (stream) {
       this.phase = PRECOMMIT
-      this.tap = new SseTap(this.dropUsageChunk)
       this.timer = setTimeout(fire, Math.max(0, this.backend.firstTokenTimeoutMs - this.firstByteMs), this)
       return
     }
@@ -205,6 +239,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     this.phase = BODY
     this.lastActivity = now
     this.timer = setTimeout(fire, this.backend.streamIdleTimeoutMs, this)
+    const held = this.held
+    if (held !== undefined) {
+      this.held = undefined
+      ;(this.body as ResponseBody).continueFrom(this)
+      for (const bytes of held) this.push(bytes)
+    }
     this.respond(Observation.Response({ status: this.status, headers: this.headers }), this.body as ResponseBody)
   }
 
@@ -214,6 +254,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   }
 
   private push(bytes: Buffer): void {
+    if (this.held !== undefined) {
+      this.held.push(bytes)
+      return
+    }
     if (!(this.body as ResponseBody).push(bytes) && !this.paused) {
       this.paused = true
       this.controller?.pause()
@@ -265,7 +309,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     if (end === "complete") body.finish("complete", tap?.flush())
     else if (tap !== undefined) {
       tap.discard()
-      body.finish(end, streamErrorEvent(end, this.backend.streamIdleTimeoutMs))
+      const brk: BodyBreak = {
+        kind: end,
+        promptTokens: tap.promptTokens,
+        completionTokens: tap.completionTokens,
+        errorEvent: streamErrorEvent(end, this.backend.streamIdleTimeoutMs)
+      }
+      body.answer?.closeSegment(brk.promptTokens, brk.completionTokens)
+      if (!body.broke(brk)) body.giveUp(brk)
     } else body.fail(end, bodyBreakError(end))
   }
 
@@ -283,7 +334,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
 
   private failBeforeCommit(observation: Observation): void {
     this.end()
-    this.body?.destroy()
+    this.held = undefined
+    if (this.into === undefined) this.body?.destroy()
     this.send(this.firstByteMs === undefined ? { observation } : { observation, firstByteMs: this.firstByteMs })
   }
 

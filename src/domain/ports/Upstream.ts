@@ -18,6 +18,11 @@ export interface AttemptSpec {
   readonly phase: Phase
   /** 1-based position among the request's attempts. */
   readonly attempt: number
+  /**
+   * A break of this attempt's stream could be continued (SPEC §1 "After the commit point"): the
+   * data plane keeps the answer's text so far. Off when no backend could continue, to save the work.
+   */
+  readonly trackAnswer: boolean
 }
 
 export interface AttemptReply {

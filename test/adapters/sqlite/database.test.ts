@@ -28,7 +28,7 @@ describe("database", () => {
     await query(db, "SELECT 1")
     await query(db, "SELECT 1")
     const migrations = await query<{ migration_id: number; name: string }>(db, "SELECT migration_id, name FROM effect_sql_migrations")
-    expect(migrations).toEqual([{ migration_id: 1, name: "initial" }])
+    expect(migrations).toEqual([{ migration_id: 1, name: "initial" }, { migration_id: 2, name: "stream_end" }])
     const probe = await query<{ key: string }>(db, "SELECT key FROM meta WHERE key = 'probe'")
     expect(probe).toHaveLength(1)
   })

@@ -127,5 +127,6 @@ export const attempt = (i: number, fields: Partial<AttemptRecord> = {}): Attempt
   promptTokens: i % 7 === 0 ? undefined : 10,
   completionTokens: i % 7 === 0 ? undefined : 5,
   costUsd: i % 7 === 0 ? undefined : 0.25,
+  ...(i % 7 === 0 ? {} : { streamEnd: i % 11 === 0 ? "cut" : "complete" }),
   ...fields
 })

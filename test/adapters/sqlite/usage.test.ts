@@ -42,7 +42,8 @@ describe("usage ledger", () => {
       duration_ms: 100,
       prompt_tokens: null,
       completion_tokens: null,
-      cost_usd: null
+      cost_usd: null,
+      stream_end: null
     })
     expect(rows[1]).toMatchObject({
       request_id: "req-1",
@@ -51,7 +52,8 @@ describe("usage ledger", () => {
       first_byte_ms: 12.5,
       prompt_tokens: 10,
       completion_tokens: 5,
-      cost_usd: 0.25
+      cost_usd: 0.25,
+      stream_end: "complete"
     })
     expect(new Set(rows.map((r) => r["request_id"])).size).toBe(1000)
   })
@@ -99,13 +101,15 @@ describe("usage ledger", () => {
     await reopened.close()
 
     const inRange = records.filter((r) => r.at >= since && r.at < until)
+    // An error: an attempt that did not succeed, or a served stream that broke after its commit point.
+    const isError = (r: AttemptRecord) => r.outcome !== "success" || r.streamEnd === "cut"
     const expected = (group: (r: AttemptRecord) => string) => {
       const m = new Map<string, { requests: number; errors: number; promptTokens: number; completionTokens: number; costUsd: number }>()
       for (const r of inRange) {
         const t = m.get(group(r)) ?? { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 }
         m.set(group(r), {
           requests: t.requests + 1,
-          errors: t.errors + (r.outcome === "success" ? 0 : 1),
+          errors: t.errors + (isError(r) ? 1 : 0),
           promptTokens: t.promptTokens + (r.promptTokens ?? 0),
           completionTokens: t.completionTokens + (r.completionTokens ?? 0),
           costUsd: t.costUsd + (r.costUsd ?? 0)
@@ -117,7 +121,7 @@ describe("usage ledger", () => {
     expect(byModel.rows).toEqual(expected((r) => r.model))
     expect(summary.total).toEqual({
       requests: 500,
-      errors: inRange.filter((r) => r.outcome !== "success").length,
+      errors: inRange.filter(isError).length,
       promptTokens: inRange.reduce((s, r) => s + (r.promptTokens ?? 0), 0),
       completionTokens: inRange.reduce((s, r) => s + (r.completionTokens ?? 0), 0),
       costUsd: inRange.reduce((s, r) => s + (r.costUsd ?? 0), 0)

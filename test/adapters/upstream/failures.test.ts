@@ -41,7 +41,7 @@ describe("UndiciUpstream before the commit point", { timeout: 10_000 }, () => {
 
   it("no socket within timeout_ms → TimedOut(connect); a socket assigned later is aborted on arrival", async () => {
     const replies: Array<AttemptReply> = []
-    const attempt = new UpstreamAttempt(backend(1, { timeout_ms: 50 }), false, false, (r) => replies.push(r))
+    const attempt = new UpstreamAttempt(backend(1, { timeout_ms: 50 }), false, false, false, undefined, (r) => replies.push(r))
     await sleep(120)
     expect(replies.map((r) => r.observation)).toEqual([Observation.TimedOut({ stage: "connect" })])
     let aborted = false

@@ -54,7 +54,8 @@ const sendEffect = (b: Backend, req: HttpProxyRequest, upstreamModel?: string) =
       ticket: { backend: b, sentAt: Date.now(), generation: 0 },
       upstreamModel: upstreamModel ?? req.model,
       phase: "direct",
-      attempt: 1
+      attempt: 1,
+      trackAnswer: false
     }))
 
 export const send = (rt: Runtime, b: Backend, req: HttpProxyRequest, upstreamModel?: string): Promise<AttemptReply> =>

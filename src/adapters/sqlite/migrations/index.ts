@@ -4,7 +4,9 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import initial from "./0001_initial.js"
+import streamEnd from "./0002_stream_end.js"
 
 export const loader = Migrator.fromRecord({
-  "0001_initial": initial
+  "0001_initial": initial,
+  "0002_stream_end": streamEnd
 })

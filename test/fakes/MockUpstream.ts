@@ -33,6 +33,8 @@ export type MockReply =
   | { readonly kind: "headersThenSilence"; readonly headers?: Record<string, string> }
 
 export interface RecordedRequest {
+  /** Epoch ms at which the request's body had arrived. */
+  readonly at: number
   readonly method: string
   readonly url: string
   readonly headers: IncomingHttpHeaders
@@ -136,6 +138,7 @@ export class MockUpstream {
     req.on("data", (c: Buffer) => parts.push(c))
     req.on("end", () => {
       this.requests.push({
+        at: Date.now(),
         method: req.method ?? "",
         url: req.url ?? "",
         headers: req.headers,

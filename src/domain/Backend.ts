@@ -48,8 +48,13 @@ export class Backend extends Schema.Class<Backend>("Backend")({
   prefillContinuation: Schema.optionalWith(Schema.Boolean, { default: () => false }).pipe(
     Schema.fromKey("prefill_continuation")
   ),
+  /** Top-level fields merged into a continuation request (vLLM: `continue_final_message: true`, …). */
   continuationExtraBody: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })).pipe(
     Schema.fromKey("continuation_extra_body")
+  ),
+  /** Fields merged into the prefill message itself (Mistral, DeepSeek: `prefix: true`). */
+  continuationMessageExtra: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })).pipe(
+    Schema.fromKey("continuation_message_extra")
   ),
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Canonical model name -> route. Absent: the backend serves any model under its own name. */

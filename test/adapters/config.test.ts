@@ -115,6 +115,18 @@ describe("sidecar.example.yaml", () => {
     })
   })
 
+  it("its commented vLLM continuation backend parses once uncommented", () => {
+    const at = text.indexOf("  # - id: vllm-local")
+    const block = text.slice(at).split("\n").map((l) => l.replace(/^ {2}# /, "  ")).join("\n")
+    const vllm = ok(text.slice(0, at) + block, env).backends[3]!
+    expect([vllm.id, vllm.pool, vllm.prefillContinuation, vllm.continuationExtraBody]).toEqual([
+      "vllm-local",
+      "fallback",
+      true,
+      { continue_final_message: true, add_generation_prompt: false }
+    ])
+  })
+
   it("names the variables it needs when they are not set", () => {
     const ps = problems(text, {})
     expect(ps).toContain("security.admin_token: environment variable SIDECAR_ADMIN_TOKEN is not set")

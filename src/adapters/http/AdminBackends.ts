@@ -39,6 +39,7 @@ export interface BackendJson {
   readonly stream_idle_timeout_ms: number
   readonly prefill_continuation: boolean
   readonly continuation_extra_body: Readonly<Record<string, unknown>> | null
+  readonly continuation_message_extra: Readonly<Record<string, unknown>> | null
   readonly models: Readonly<Record<string, ModelRouteJson>> | null
   readonly enabled: boolean
   /** Null when not known: the CLI's direct mode reads storage, not a running Sidecar. */
@@ -64,6 +65,7 @@ export const backendJson = (b: Backend, live: BackendView | undefined): BackendJ
   stream_idle_timeout_ms: b.streamIdleTimeoutMs,
   prefill_continuation: b.prefillContinuation,
   continuation_extra_body: b.continuationExtraBody ?? null,
+  continuation_message_extra: b.continuationMessageExtra ?? null,
   models: b.models === undefined
     ? null
     : Object.fromEntries(Object.entries(b.models).map(([name, r]) => [

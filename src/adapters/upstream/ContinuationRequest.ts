@@ -12,6 +12,8 @@ import type { Continuing } from "./UpstreamAttempt.js"
 
 export interface ContinuationRequest extends HttpProxyRequest {
   readonly continuing: Continuing
+  /** The last message is the assistant prefill (absent when nothing had been streamed yet). */
+  readonly prefilled: boolean
 }
 
 export const isContinuation = (r: HttpProxyRequest): r is ContinuationRequest => "continuing" in r
@@ -54,12 +56,26 @@ export const continuationRequest = (original: HttpProxyRequest, body: ResponseBo
   }
   return {
     ...withJson(original, next),
-    continuing: { body, filter: new ContinuationFilter(answer, answer.text.slice(prefill.length)) }
+    continuing: { body, filter: new ContinuationFilter(answer, answer.text.slice(prefill.length)) },
+    prefilled: prefill !== ""
   }
 }
 
-/** The continuation as `backend` receives it: its `continuation_extra_body` merged into the body. */
+const isEmpty = (o: Readonly<Record<string, unknown>> | undefined): o is undefined =>
+  o === undefined || Object.keys(o).length === 0
+
+/**
+ * The continuation as `backend` receives it: its `continuation_extra_body` merged into the body,
+ * its `continuation_message_extra` into the prefill message.
+ */
 export const forBackend = (request: ContinuationRequest, backend: Backend): ContinuationRequest => {
   const extra = backend.continuationExtraBody
-  return extra === undefined || Object.keys(extra).length === 0 ? request : withJson(request, { ...request.json, ...extra })
+  const messageExtra = request.prefilled ? backend.continuationMessageExtra : undefined
+  if (isEmpty(extra) && isEmpty(messageExtra)) return request
+  const json: Record<string, unknown> = { ...request.json, ...extra }
+  if (!isEmpty(messageExtra)) {
+    const messages = json["messages"] as ReadonlyArray<Record<string, unknown>>
+    json["messages"] = [...messages.slice(0, -1), { ...messages[messages.length - 1], ...messageExtra }]
+  }
+  return withJson(request, json)
 }

@@ -124,6 +124,7 @@ describe("backends", () => {
         stream_idle_timeout_ms: 60000,
         prefill_continuation: false,
         continuation_extra_body: null,
+        continuation_message_extra: null,
         models: { m: { upstream: "up/m", input_per_mtok: 1, output_per_mtok: 0 } },
         enabled: true,
         state: { cooling_until: null, cooldown_reason: null, consecutive_429s: 0, consecutive_errors: 0, rate_window_remaining: 10 }

@@ -16,8 +16,8 @@ const load = (file: string, overrides: ReadonlyArray<string> = []): Scenario =>
   Either.getOrThrowWith(parseScenario(readFileSync(join(dir, file), "utf8"), file, overrides), (e) => e)
 
 describe("scenarios on virtual time", () => {
-  it("ships the fourteen incident scenarios", () => {
-    expect(files.length).toBeGreaterThanOrEqual(14)
+  it("ships the fifteen incident scenarios", () => {
+    expect(files.length).toBeGreaterThanOrEqual(15)
   })
   for (const file of files) {
     const scenario = load(file)
@@ -84,6 +84,32 @@ describe("the scenario engine", () => {
     expect(run.results[0]).toMatchObject({ status: 499, abandoned: true })
     expect(check(run)).toEqual([])
     expect(run.events.filter((e) => e.event._tag === "PrimaryWaitAbandoned")).toHaveLength(1)
+  })
+
+  it("a primary outage: the fallback serves throughout, the primary is back within 15 s of recovering", () => {
+    const outage = "15-primary-outage-recovers.yaml"
+    // The same file with p1 recovering at `recoveredAt`, and without its exact per-request expectations.
+    const recoveringAt = (recoveredAt: number): Scenario => {
+      const scenario = load(outage, [`backends.0.script.0.until=${recoveredAt}`])
+      return {
+        ...scenario,
+        expect: undefined,
+        requests: scenario.requests.map((r) => ("generate" in r ? r : { ...r, expect: undefined, expectEach: undefined }))
+      }
+    }
+    // p1 recovers at 60 s as in the file, then at every second of a whole 12 s probe cycle around it.
+    for (const recoveredAt of [60_000, ...Array.from({ length: 12 }, (_, i) => 52_000 + i * 1000)]) {
+      const run = ScenarioRunner.run(recoveringAt(recoveredAt))
+      const at = `recovering at ${recoveredAt / 1000}s`
+      expect(check(run), at).toEqual([])
+      expect(run.results.filter((r) => r.status !== 200), at).toEqual([])
+      expect(run.results.filter((r) => r.at < recoveredAt && r.backend !== "f1"), at).toEqual([])
+      const back = run.results.find((r) => r.backend === "p1")
+      expect(back, at).toBeDefined()
+      expect(back!.at - recoveredAt, at).toBeLessThanOrEqual(15_000)
+      expect(run.results.filter((r) => r.at >= back!.at && r.backend !== "p1"), at).toEqual([])
+      expect(run.calls.filter((c) => c.backend === "f1" && c.at >= back!.at), at).toEqual([])
+    }
   })
 
   it.each([

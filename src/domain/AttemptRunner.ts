@@ -16,6 +16,7 @@ import { LifecycleEvents } from "./ports/LifecycleEvents.js"
 import type { AttemptReply } from "./ports/Upstream.js"
 import { Upstream } from "./ports/Upstream.js"
 import { UsageLog } from "./ports/UsageLog.js"
+import type { ProxyRequest } from "./ProxyRequest.js"
 import type { RequestContext } from "./RequestContext.js"
 
 export interface AttemptResult {
@@ -42,7 +43,8 @@ const inSpan = <A, E, R>(name: string, options: Tracer.SpanOptions, f: (annotate
       ? Effect.withSpan(f((attributes) => Effect.annotateCurrentSpan(attributes)), name, options)
       : f(() => Effect.void))
 
-export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
+/** `request`: what to send, when it is not the client's own request (a continuation). */
+export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, request: ProxyRequest = ctx.request) =>
   inSpan("sidecar.attempt", {
     kind: "client",
     captureStackTrace: false,
@@ -68,7 +70,7 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase) =>
     }
     const trackAnswer = policy.routing.maxContinuations > 0 &&
       hasContinuator(yield* fleet.state, ctx.request.model, policy.routing.pools)
-    const reply = yield* upstream.send({ request: ctx.request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt, trackAnswer })
+    const reply = yield* upstream.send({ request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt, trackAnswer })
       .pipe(Effect.onInterrupt(() =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           usage.record({

@@ -5,7 +5,7 @@
  * if it can and is free, then other capable backends in pool order — within
  * `routing.max_continuations`, honouring cooldowns and rate windows like any attempt.
  */
-import { Clock, Data, Effect, Option } from "effect"
+import { Data, Effect, Option } from "effect"
 import type { AttemptRecord, StreamBreakKind } from "./Attempt.js"
 import { runAttempt } from "./AttemptRunner.js"
 import type { Backend } from "./Backend.js"
@@ -16,11 +16,14 @@ import { Policy } from "./Policy.js"
 import { FleetStore } from "./ports/FleetStore.js"
 import { LifecycleEvents } from "./ports/LifecycleEvents.js"
 import type { ProxyRequest, UpstreamResponse } from "./ProxyRequest.js"
-import { makeRequestContext } from "./RequestContext.js"
+import type { RequestContext } from "./RequestContext.js"
 
 export interface BrokenStream {
-  /** The client's request (its id and canonical model). */
-  readonly request: ProxyRequest
+  /**
+   * The client's request and its attempts so far (continuations included): continuation attempts
+   * are counted and recorded in it, also when the client leaves in the middle of one.
+   */
+  readonly ctx: RequestContext
   /** The phase that served the request; continuation attempts are recorded under it. */
   readonly phase: Phase
   /** The backend whose stream broke. */
@@ -28,8 +31,6 @@ export interface BrokenStream {
   readonly kind: StreamBreakKind
   /** The request that continues the answer, or none when the answer is not plain text. */
   readonly continuation: Option.Option<ProxyRequest>
-  /** Upstream attempts the request made so far (continuations included). */
-  readonly attempts: number
   /** Continuation attempts the request made so far. */
   readonly continuations: number
 }
@@ -41,13 +42,11 @@ export type ContinuationResult = Data.TaggedEnum<{
     readonly backend: Backend
     /** The continuation attempt's record, settled when its body ends. */
     readonly record: AttemptRecord
-    readonly attempts: number
     readonly continuations: number
   }
   /** Nothing continues the answer: the client gets the original break's error event. */
   Abandoned: {
     readonly outcome: Exclude<ContinuationOutcome, "continued">
-    readonly attempts: number
     readonly continuations: number
   }
 }>
@@ -62,55 +61,50 @@ export const continueStream = (b: BrokenStream) =>
     const policy = yield* Policy
     const fleet = yield* FleetStore
     const events = yield* LifecycleEvents
-    const { id: requestId, model } = b.request
+    const { id: requestId, model } = b.ctx.request
     const pools = policy.routing.pools
     yield* events.emit(LifecycleEvent.StreamBroken({ requestId, backend: b.broken.id, pool: b.broken.pool, kind: b.kind }))
 
-    const abandon = (outcome: Exclude<ContinuationOutcome, "continued">, attempts: number, used: number) =>
-      Effect.as(
-        events.emit(LifecycleEvent.StreamContinuation({ requestId, outcome, kind: b.kind, backend: undefined, tries: used - b.continuations })),
-        ContinuationResult.Abandoned({ outcome, attempts, continuations: used })
-      )
+    const outcome = (outcome: ContinuationOutcome, tries: number, backend?: string) =>
+      events.emit(LifecycleEvent.StreamContinuation({ requestId, outcome, kind: b.kind, backend, tries }))
+    const abandon = (o: Exclude<ContinuationOutcome, "continued">, used: number) =>
+      Effect.as(outcome(o, used - b.continuations), ContinuationResult.Abandoned({ outcome: o, continuations: used }))
 
     const max = policy.routing.maxContinuations
-    if (!hasContinuator(yield* fleet.state, model, pools)) return yield* abandon("no_backend", b.attempts, b.continuations)
-    if (b.continuations >= max) return yield* abandon("limit_reached", b.attempts, b.continuations)
-    if (Option.isNone(b.continuation)) return yield* abandon("not_continuable", b.attempts, b.continuations)
+    if (!hasContinuator(yield* fleet.state, model, pools)) return yield* abandon("no_backend", b.continuations)
+    if (b.continuations >= max) return yield* abandon("limit_reached", b.continuations)
+    if (Option.isNone(b.continuation)) return yield* abandon("not_continuable", b.continuations)
+    const request = b.continuation.value
 
-    const ctx = makeRequestContext(b.continuation.value, pools, yield* Clock.currentTimeMillis)
-    ctx.attempts = b.attempts
     const exclude = new Set<string>()
     let used = b.continuations
     // The broken backend first, if it declared continuation and is free now.
     let same = b.broken.prefillContinuation
-    while (used < max) {
-      let ticket = Option.none<Ticket>()
-      if (same) {
-        same = false
-        ticket = yield* fleet.pick({ model, pools, mode: "direct", only: b.broken.id, prefillOnly: true })
-        exclude.add(b.broken.id)
+    const attempts = Effect.gen(function*() {
+      while (used < max) {
+        let ticket = Option.none<Ticket>()
+        if (same) {
+          same = false
+          ticket = yield* fleet.pick({ model, pools, mode: "direct", only: b.broken.id, prefillOnly: true })
+          exclude.add(b.broken.id)
+        }
+        if (Option.isNone(ticket)) ticket = yield* fleet.pick({ model, pools, exclude, mode: "direct", prefillOnly: true })
+        if (Option.isNone(ticket)) break
+        used++
+        const r = yield* runAttempt(b.ctx, ticket.value, b.phase, request)
+        if (r.class._tag === "Success" && r.reply.response !== undefined) {
+          yield* outcome("continued", used - b.continuations, r.ticket.backend.id)
+          return ContinuationResult.Continued({
+            response: r.reply.response,
+            backend: r.ticket.backend,
+            record: r.record,
+            continuations: used
+          })
+        }
+        exclude.add(r.ticket.backend.id)
       }
-      if (Option.isNone(ticket)) ticket = yield* fleet.pick({ model, pools, exclude, mode: "direct", prefillOnly: true })
-      if (Option.isNone(ticket)) break
-      used++
-      const r = yield* runAttempt(ctx, ticket.value, b.phase)
-      if (r.class._tag === "Success" && r.reply.response !== undefined) {
-        yield* events.emit(LifecycleEvent.StreamContinuation({
-          requestId,
-          outcome: "continued",
-          kind: b.kind,
-          backend: r.ticket.backend.id,
-          tries: used - b.continuations
-        }))
-        return ContinuationResult.Continued({
-          response: r.reply.response,
-          backend: r.ticket.backend,
-          record: r.record,
-          attempts: ctx.attempts,
-          continuations: used
-        })
-      }
-      exclude.add(r.ticket.backend.id)
-    }
-    return yield* abandon(used === b.continuations ? (used >= max ? "limit_reached" : "no_backend") : "failed", ctx.attempts, used)
+      return yield* abandon(used === b.continuations ? "no_backend" : "failed", used)
+    })
+    // The client leaving interrupts the search: that too is what became of the break.
+    return yield* Effect.onInterrupt(attempts, () => outcome("client_closed", used - b.continuations))
   })

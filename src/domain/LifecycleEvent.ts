@@ -70,6 +70,12 @@ export const LifecycleEvent = Data.taggedEnum<LifecycleEvent>()
  * tried and none committed. `no_backend`: no capable backend serves the model, or none is free
  * (cooling, rate window full). `not_continuable`: not a plain text answer (tool calls, several
  * choices, not a chat completion stream, an unreadable event). `limit_reached`: the request used
- * `routing.max_continuations`.
+ * `routing.max_continuations`. `client_closed`: the client left while a continuation was sought.
  */
-export type ContinuationOutcome = "continued" | "failed" | "no_backend" | "not_continuable" | "limit_reached"
+export type ContinuationOutcome =
+  | "continued"
+  | "failed"
+  | "no_backend"
+  | "not_continuable"
+  | "limit_reached"
+  | "client_closed"

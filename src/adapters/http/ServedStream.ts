@@ -9,6 +9,7 @@ import type { AttemptRecord, StreamBreakKind } from "../../domain/Attempt.js"
 import type { Backend } from "../../domain/Backend.js"
 import * as Continuation from "../../domain/Continuation.js"
 import * as Lifecycle from "../../domain/Lifecycle.js"
+import { makeRequestContext, type RequestContext } from "../../domain/RequestContext.js"
 import type { Served } from "../../domain/RequestOutcome.js"
 import { continuationRequest } from "../upstream/ContinuationRequest.js"
 import type { BodyReport, HttpProxyRequest } from "../upstream/HttpExchange.js"
@@ -20,14 +21,17 @@ const isBreak = (end: BodyReport["end"]): end is StreamBreakKind => end === "cut
 /**
  * Invariants: every attempt that fed the body is settled exactly once (at its break, or when the
  * body ends); a break is handled only after the previous one is (a continuation that breaks while
- * its own search is finishing waits its turn), and so is the end of the body.
+ * its own search is finishing waits its turn), and so is the end of the body. When nothing
+ * continues, the client gets the first break's error, whatever broke after it.
  */
 export class ServedStream {
   /** The attempt feeding the body now; undefined between a break and a continuation. */
   private current: { readonly record: AttemptRecord; readonly backend: Backend } | undefined
-  /** Upstream attempts the request made so far, continuations included. */
-  attempts: number
+  /** The request's attempts (continuations are counted in it, even those the client cut short). */
+  private readonly ctx: RequestContext
   private continuations = 0
+  /** The first break of the answer: what the client is told if nothing continues it. */
+  private original: BodyBreak | undefined
   private searching = false
   private readonly waiting: Array<() => void> = []
 
@@ -38,8 +42,14 @@ export class ServedStream {
     body: unknown
   ) {
     this.current = { record: served.record, backend: served.served }
-    this.attempts = served.attempts
+    this.ctx = makeRequestContext(request, [], served.startedAt)
+    this.ctx.attempts = served.attempts
     if (body instanceof ResponseBody) body.onBreak = (brk) => this.whenIdle(() => this.onBreak(body, brk))
+  }
+
+  /** Upstream attempts the request made so far, continuations included. */
+  get attempts(): number {
+    return this.ctx.attempts
   }
 
   /** Runs `f` once no continuation search is under way. */
@@ -59,8 +69,10 @@ export class ServedStream {
   }
 
   private onBreak(body: ResponseBody, brk: BodyBreak): void {
+    const original = this.original ?? brk
+    this.original = original
     const broken = this.current
-    if (broken === undefined) return body.giveUp(brk)
+    if (broken === undefined) return body.giveUp(original)
     this.current = undefined
     this.searching = true
     let fiber: Fiber.RuntimeFiber<Continuation.ContinuationResult> | undefined
@@ -73,11 +85,10 @@ export class ServedStream {
     fiber.addObserver((exit) => {
       if (Exit.isSuccess(exit)) {
         const r = exit.value
-        this.attempts = r.attempts
         this.continuations = r.continuations
         if (r._tag === "Continued") this.current = { record: r.record, backend: r.backend }
-        else body.giveUp(brk)
-      } else body.giveUp(brk) // the client left (the body is gone: a no-op) or a defect
+        else body.giveUp(original)
+      } else body.giveUp(original) // the client left (the body is gone: a no-op) or a defect
       this.searching = false
       for (const f of this.waiting.splice(0)) f()
     })
@@ -85,12 +96,11 @@ export class ServedStream {
 
   private search(broken: Backend, kind: StreamBreakKind, continuation: Option.Option<HttpProxyRequest>) {
     return Continuation.continueStream({
-      request: this.request,
+      ctx: this.ctx,
       phase: this.served.phase,
       broken,
       kind,
       continuation,
-      attempts: this.attempts,
       continuations: this.continuations
     }).pipe(Effect.annotateLogs("request_id", this.request.id))
   }

@@ -70,9 +70,15 @@ export class AnswerTracker {
         }
       }
       const content = delta["content"]
-      if (typeof content === "string" && content.length > 0) {
-        this.text += content
-        this.segmentDeltas++
+      if (typeof content === "string") {
+        if (content.length > 0) {
+          this.text += content
+          this.segmentDeltas++
+        }
+      } else if (content !== undefined && content !== null) {
+        // Content parts (an array, an object): not plain text this tracker could continue.
+        this.continuable = false
+        return
       }
     }
     const reason = choice["finish_reason"]

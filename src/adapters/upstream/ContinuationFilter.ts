@@ -21,6 +21,11 @@ export class ContinuationFilter {
   private started = false
   /** How much of `trimmed` the continuation has repeated so far. */
   private matched = 0
+  /**
+   * The continuation answered with an error event before any content: it failed before its
+   * commit point, and nothing of it may reach the client.
+   */
+  refused = false
 
   /**
    * @param trimmed the whitespace cut from the end of the prefill (some servers refuse a prefill
@@ -39,6 +44,10 @@ export class ContinuationFilter {
     if (!isObject(event)) {
       this.answer.observeEvent(event)
       return true
+    }
+    if (!this.started && event["error"] !== undefined && event["error"] !== null) {
+      this.refused = true
+      return false
     }
     let changed = this.restateUsage(event)
     const choices = event["choices"]
@@ -60,7 +69,7 @@ export class ContinuationFilter {
       }
       const empty = Object.values(delta).every((v) => v === null || v === "") &&
         (choice["finish_reason"] === undefined || choice["finish_reason"] === null) &&
-        event["usage"] === undefined
+        !isObject(event["usage"])
       if (empty) return false
     }
     this.answer.observeEvent(event)

@@ -4,7 +4,6 @@
  * `prefill_continuation`, with its `continuation_extra_body` merged in.
  */
 import type { Backend } from "../../domain/Backend.js"
-import { ContinuationFilter } from "./ContinuationFilter.js"
 import type { HttpProxyRequest } from "./HttpExchange.js"
 import { isChatCompletionsPath } from "./RequestBody.js"
 import type { ResponseBody } from "./ResponseBody.js"
@@ -56,7 +55,7 @@ export const continuationRequest = (original: HttpProxyRequest, body: ResponseBo
   }
   return {
     ...withJson(original, next),
-    continuing: { body, filter: new ContinuationFilter(answer, answer.text.slice(prefill.length)) },
+    continuing: { body, answer, trimmed: answer.text.slice(prefill.length) },
     prefilled: prefill !== ""
   }
 }

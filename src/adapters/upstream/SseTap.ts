@@ -45,6 +45,8 @@ export class SseTap {
   private blind = false
   /** The last chunk ended with a CR: an LF opening the next one belongs to it (CRLF split in two). */
   private afterCr = false
+  /** The last complete event reached the client unchanged. */
+  private lastKept = true
 
   /**
    * @param inspect sees every data event the client is to receive (`[DONE]` excepted) and may keep
@@ -61,21 +63,32 @@ export class SseTap {
     if (this.blind) return chunk
     let buf = chunk
     let line = 0
-    if (this.pending !== undefined) {
-      buf = Buffer.concat([this.pending, chunk])
+    let eventStart = 0
+    let emitFrom = 0
+    let parts: Array<Buffer> | undefined
+    const between = this.pending === undefined
+    if (!between) {
+      buf = Buffer.concat([this.pending as Buffer, chunk])
       line = this.pendingLine
       this.pending = undefined
     }
     if (this.afterCr) {
       this.afterCr = false
-      if (buf[line] === 10) line++
+      if (buf[line] === 10) {
+        line++
+        // The LF ends the event the last chunk ended (its CRLF split in two): it goes, or not, with it.
+        if (between) {
+          eventStart = line
+          if (!this.lastKept) {
+            emitFrom = line
+            parts = []
+          }
+        }
+      }
     }
     const len = buf.length
     this.usageAt = -2
     let cr = buf.indexOf(13, line)
-    let eventStart = 0
-    let emitFrom = 0
-    let parts: Array<Buffer> | undefined
     while (line < len) {
       const lf = buf.indexOf(10, line)
       if (cr !== -1 && cr < line) cr = buf.indexOf(13, line)
@@ -93,6 +106,7 @@ export class SseTap {
       }
       if (eol === line) {
         const verdict = this.endEvent(buf, eventStart)
+        this.lastKept = verdict === true
         if (verdict !== true) {
           parts ??= []
           if (eventStart > emitFrom) parts.push(buf.subarray(emitFrom, eventStart))

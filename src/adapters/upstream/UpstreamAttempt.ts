@@ -10,7 +10,7 @@ import { parseErrorBody } from "./ErrorBody.js"
 import { clientResponseHeaders, headerValue, type ParsedHeaders } from "./ForwardHeaders.js"
 import type { HttpUpstreamResponse } from "./HttpExchange.js"
 import { AnswerTracker } from "./AnswerTracker.js"
-import type { ContinuationFilter } from "./ContinuationFilter.js"
+import { ContinuationFilter } from "./ContinuationFilter.js"
 import { type BodyBreak, type BodySource, ResponseBody } from "./ResponseBody.js"
 import { SseTap } from "./SseTap.js"
 import { bodyBreakError, breakOf, observeFailure, streamErrorEvent, type StreamBreak } from "./TransportErrors.js"
@@ -36,10 +36,11 @@ const isEventStream = (type: string) => type.length >= 17 && type.slice(0, 17).t
 const isEncoded = (encoding: string | undefined) =>
   encoding !== undefined && encoding !== "" && encoding.toLowerCase() !== "identity"
 
-/** A continuation attempt: the client's body it continues, and the filter its events go through. */
+/** A continuation attempt: the client's body it continues (with its answer so far), and the prefill's trimmed whitespace. */
 export interface Continuing {
   readonly body: ResponseBody
-  readonly filter: ContinuationFilter
+  readonly answer: AnswerTracker
+  readonly trimmed: string
 }
 
 /**
@@ -76,6 +77,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   private bytes = 0
   /** A continuation's bytes before its commit point. */
   private held: Array<Buffer> | undefined = undefined
+  /** A continuation's filter: its own, so a failed try leaves nothing behind for the next. */
+  private filter: ContinuationFilter | undefined = undefined
 
   constructor(
     private readonly backend: Backend,
@@ -122,9 +125,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     const into = this.into
     if (into !== undefined) {
       if (!stream) return this.failBeforeCommit(Observation.ConnectionFailed({ reason: "other" }))
+      const filter = new ContinuationFilter(into.answer, into.trimmed)
+      this.filter = filter
       this.body = into.body
       this.held = []
-      this.tap = new SseTap(this.dropUsageChunk, (data) => into.filter.inspect(data))
+      this.tap = new SseTap(this.dropUsageChunk, (data) => filter.inspect(data))
     } else {
       this.body = new ResponseBody(this)
       if (stream) {
@@ -167,6 +172,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
         const tap = this.tap as SseTap
         const out = tap.feed(chunk)
         if (out !== undefined) this.push(out)
+        // A continuation whose first word is an error event has failed: the client never sees it.
+        if (this.filter?.refused === true) return this.failBeforeCommit(Observation.ConnectionFailed({ reason: "other" }))
         if (tap.sawData) {
           clearTimeout(this.timer)
           this.commit(Date.now())

@@ -2,62 +2,13 @@
 // TestClock over the in-memory adapters and a scripted upstream — and the one StreamBroken / one
 // StreamContinuation each break emits.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
-import * as FleetStoreMemory from "../../src/adapters/memory/FleetStoreMemory.js"
-import * as UsageLogMemory from "../../src/adapters/memory/UsageLogMemory.js"
-import * as RecordingEvents from "../../src/adapters/simulated/RecordingEvents.js"
-import { ScriptRule } from "../../src/adapters/simulated/ScenarioSchema.js"
-import * as ScriptedUpstream from "../../src/adapters/simulated/ScriptedUpstream.js"
-import type { AttemptRecord } from "../../src/domain/Attempt.js"
-import { Backend } from "../../src/domain/Backend.js"
+import { Effect, Fiber, Option, TestClock } from "effect"
 import * as Continuation from "../../src/domain/Continuation.js"
 import * as Cooldown from "../../src/domain/Cooldown.js"
-import type { LifecycleEvent } from "../../src/domain/LifecycleEvent.js"
-import { Policy, PolicyConfig } from "../../src/domain/Policy.js"
 import { FleetStore } from "../../src/domain/ports/FleetStore.js"
-import { type AttemptSpec, Upstream } from "../../src/domain/ports/Upstream.js"
 import type { ProxyRequest } from "../../src/domain/ProxyRequest.js"
 import { makeRequestContext } from "../../src/domain/RequestContext.js"
-
-// The same wiring as test/domain/Lifecycle.test.ts's `setup` (not exported there), plus a log of
-// every AttemptSpec the upstream was sent, to see which request each backend received.
-interface Setup {
-  readonly backends: ReadonlyArray<Record<string, unknown>>
-  readonly scripts?: Record<string, ReadonlyArray<Record<string, unknown>>>
-  readonly policy?: Record<string, unknown>
-}
-
-const setup = (s: Setup) => {
-  const usage: Array<AttemptRecord> = []
-  const events: Array<RecordingEvents.TimedEvent> = []
-  const calls: Array<ScriptedUpstream.UpstreamCall> = []
-  const sent: Array<AttemptSpec> = []
-  const backends = s.backends.map((b) => Schema.decodeUnknownSync(Backend)({ base_url: "http://x/v1", ...b }))
-  const scripts = new Map(
-    Object.entries(s.scripts ?? {}).map(([id, rules]) => [id, rules.map((r) => Schema.decodeUnknownSync(ScriptRule)(r))])
-  )
-  const policy = Schema.decodeUnknownSync(PolicyConfig)({ cooldown: { base_ms: 5000 }, ...s.policy })
-  const upstream = Layer.effect(
-    Upstream,
-    Effect.map(ScriptedUpstream.make(scripts, 1, calls), (u) =>
-      Upstream.of({ send: (spec) => Effect.suspend(() => (sent.push(spec), u.send(spec))) }))
-  )
-  const layer = Layer.mergeAll(upstream, UsageLogMemory.layer(usage), RecordingEvents.layer(events)).pipe(
-    Layer.provideMerge(FleetStoreMemory.layer(backends)),
-    Layer.provideMerge(Layer.succeed(Policy, policy))
-  )
-  const backend = (id: string): Backend => {
-    const b = backends.find((x) => x.id === id)
-    if (b === undefined) throw new Error(`no backend ${id}`)
-    return b
-  }
-  const tagged = <T extends LifecycleEvent["_tag"]>(tag: T) =>
-    events.flatMap((e) => (e.event._tag === tag ? [{ at: e.at, ...(e.event as Extract<LifecycleEvent, { _tag: T }>) }] : []))
-  const calledBackends = () => calls.map((c) => c.backend)
-  return { layer, usage, events, calls, sent, backend, tagged, calledBackends }
-}
-
-type Env = ReturnType<typeof setup>
+import { type Env, setup } from "./harness.js"
 
 /** The client's request, and the continuation the data plane built from it (a distinct object). */
 const original: ProxyRequest = { id: "r1", model: "m" }

@@ -1,48 +1,10 @@
 // The request lifecycle on TestClock (SPEC §1): direct phase with wait-if-short and peers, Primary-Wait,
 // emergency, exhausted; usage rows, cancellation and attempt counts — over the in-memory adapters.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
-import * as FleetStoreMemory from "../../src/adapters/memory/FleetStoreMemory.js"
-import * as UsageLogMemory from "../../src/adapters/memory/UsageLogMemory.js"
-import * as RecordingEvents from "../../src/adapters/simulated/RecordingEvents.js"
-import { ScriptRule } from "../../src/adapters/simulated/ScenarioSchema.js"
-import * as ScriptedUpstream from "../../src/adapters/simulated/ScriptedUpstream.js"
-import type { AttemptRecord } from "../../src/domain/Attempt.js"
-import { Backend } from "../../src/domain/Backend.js"
+import { Effect, Fiber, Option, TestClock } from "effect"
 import * as Lifecycle from "../../src/domain/Lifecycle.js"
-import type { LifecycleEvent } from "../../src/domain/LifecycleEvent.js"
-import { Policy, PolicyConfig } from "../../src/domain/Policy.js"
 import type { Served } from "../../src/domain/RequestOutcome.js"
-
-interface Setup {
-  readonly backends: ReadonlyArray<Record<string, unknown>>
-  readonly scripts?: Record<string, ReadonlyArray<Record<string, unknown>>>
-  readonly policy?: Record<string, unknown>
-}
-
-const setup = (s: Setup) => {
-  const usage: Array<AttemptRecord> = []
-  const events: Array<RecordingEvents.TimedEvent> = []
-  const calls: Array<ScriptedUpstream.UpstreamCall> = []
-  const backends = s.backends.map((b) => Schema.decodeUnknownSync(Backend)({ base_url: "http://x/v1", ...b }))
-  const scripts = new Map(
-    Object.entries(s.scripts ?? {}).map(([id, rules]) => [id, rules.map((r) => Schema.decodeUnknownSync(ScriptRule)(r))])
-  )
-  const policy = Schema.decodeUnknownSync(PolicyConfig)({ cooldown: { base_ms: 5000 }, ...s.policy })
-  const layer = Layer.mergeAll(
-    ScriptedUpstream.layer(scripts, 1, calls),
-    UsageLogMemory.layer(usage),
-    RecordingEvents.layer(events)
-  ).pipe(
-    Layer.provideMerge(FleetStoreMemory.layer(backends)),
-    Layer.provideMerge(Layer.succeed(Policy, policy))
-  )
-  const tagged = <T extends LifecycleEvent["_tag"]>(tag: T) =>
-    events.flatMap((e) => (e.event._tag === tag ? [{ at: e.at, ...(e.event as Extract<LifecycleEvent, { _tag: T }>) }] : []))
-  const count = (tag: LifecycleEvent["_tag"]) => tagged(tag).length
-  const callTimes = () => calls.map((c) => [c.at, c.backend, c.phase])
-  return { layer, usage, events, calls, tagged, count, callTimes }
-}
+import { setup } from "./harness.js"
 
 const request = { id: "r1", model: "m" }
 const handle = Lifecycle.handle(request)

@@ -4,7 +4,7 @@
  * Phases decide what comes next.
  */
 import { Clock, Effect, FiberRef, Option, type Tracer } from "effect"
-import type { AttemptRecord } from "./Attempt.js"
+import { type AttemptIdentity, type AttemptRecord, attemptRecord } from "./Attempt.js"
 import { upstreamModel } from "./Backend.js"
 import { classify, type FailureClass, outcomeLabel } from "./FailureClass.js"
 import { hasContinuator, type Ticket } from "./Fleet.js"
@@ -58,7 +58,7 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, re
     const backend = ticket.backend
     const attempt = ++ctx.attempts
     yield* annotate({ attempt })
-    const base = {
+    const id: AttemptIdentity = {
       requestId: ctx.request.id,
       at: ticket.sentAt,
       backend: backend.id,
@@ -70,11 +70,10 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, re
     }
     const trackAnswer = policy.routing.maxContinuations > 0 &&
       hasContinuator(yield* fleet.state, ctx.request.model, policy.routing.pools)
-    const reply = yield* upstream.send({ request, backend, ticket, upstreamModel: base.upstreamModel, phase, attempt, trackAnswer })
+    const reply = yield* upstream.send({ request, backend, ticket, upstreamModel: id.upstreamModel, phase, attempt, trackAnswer })
       .pipe(Effect.onInterrupt(() =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          usage.record({
-            ...base,
+          usage.record(attemptRecord(id, {
             status: undefined,
             outcome: "cancelled",
             errorClass: "ClientClosed",
@@ -82,25 +81,27 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, re
             durationMs: now - ticket.sentAt,
             promptTokens: undefined,
             completionTokens: undefined,
-            costUsd: undefined
-          }))
+            costUsd: undefined,
+            streamEnd: undefined
+          })))
       ))
     const now = yield* Clock.currentTimeMillis
     const cls = classify(reply.observation, policy.routing.nextPoolOn, now)
     const status = statusOf(reply)
-    yield* annotate(status === undefined ? { outcome: outcomeLabel(cls) } : { outcome: outcomeLabel(cls), status })
+    const outcome = outcomeLabel(cls)
+    yield* annotate(status === undefined ? { outcome } : { outcome, status })
     const reported = yield* fleet.report(ticket, cls)
-    const record: AttemptRecord = {
-      ...base,
+    const record = attemptRecord(id, {
       status,
-      outcome: outcomeLabel(cls),
+      outcome,
       errorClass: cls._tag,
       firstByteMs: reply.firstByteMs,
       durationMs: now - ticket.sentAt,
       promptTokens: undefined,
       completionTokens: undefined,
-      costUsd: undefined
-    }
+      costUsd: undefined,
+      streamEnd: undefined
+    })
     ctx.trail.push(record)
     yield* events.emit(LifecycleEvent.AttemptFinished({ record }))
     if (Option.isSome(reported.started)) {

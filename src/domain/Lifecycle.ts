@@ -7,7 +7,7 @@ import { type Backend, costUsd, servesModel } from "./Backend.js"
 import { directPhase, bestPool } from "./DirectPhase.js"
 import { emergency } from "./Emergency.js"
 import { AllPoolsExhausted, ModelNotServed } from "./Errors.js"
-import { type AttemptRecord, type StreamEnd, summarize } from "./Attempt.js"
+import { type AttemptRecord, attemptRecord, type StreamEnd, summarize } from "./Attempt.js"
 import { LifecycleEvent } from "./LifecycleEvent.js"
 import { passedThrough } from "./PhaseStep.js"
 import { Policy } from "./Policy.js"
@@ -93,14 +93,17 @@ export const settleAttempt = (record: AttemptRecord, backend: Backend, body: Bod
     const prompt = body.promptTokens ?? 0
     const completion = body.completionTokens ?? 0
     const cost = known ? costUsd(backend, record.model, prompt, completion) : undefined
-    const settled: AttemptRecord = {
-      ...record,
+    yield* usage.record(attemptRecord(record, {
+      status: record.status,
+      outcome: record.outcome,
+      errorClass: record.errorClass,
+      firstByteMs: record.firstByteMs,
       durationMs: body.durationMs,
       promptTokens: body.promptTokens,
       completionTokens: body.completionTokens,
-      costUsd: cost
-    }
-    yield* usage.record(body.end === undefined ? settled : { ...settled, streamEnd: body.end })
+      costUsd: cost,
+      streamEnd: body.end
+    }))
     if (known) {
       yield* events.emit(LifecycleEvent.UsageObserved({
         backend: record.backend,

@@ -132,10 +132,15 @@ export const runExchange = (
       response.body.destroy()
       return complete(o.phase, 499, o.attempts, o.backend)
     }
-    res.writeHead(response.status, {
-      ...(response.headers as OutgoingHttpHeaders),
-      ...sidecarHeaders(request.id, o.phase, o.attempts, o.backend, o.pool)
-    })
+    // The response's header object is this response's own: Sidecar's headers are added to it in
+    // place (spreading two header objects into a third was the hottest line of a profile).
+    const headers = response.headers as OutgoingHttpHeaders
+    headers["x-request-id"] = request.id
+    headers["x-sidecar-phase"] = o.phase
+    headers["x-sidecar-attempts"] = String(o.attempts)
+    headers["x-sidecar-backend"] = o.backend
+    headers["x-sidecar-pool"] = o.pool
+    res.writeHead(response.status, headers)
     // pipe + explicit teardown, not stream.pipeline: no AbortController per request (measured).
     response.body.once("error", () => res.destroy())
     res.once("close", () => {

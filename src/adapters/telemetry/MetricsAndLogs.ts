@@ -12,34 +12,51 @@ import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 /** The label value for a model name: itself when configured, else "other" (read from the live fleet). */
 export type ModelLabeler = (model: string) => Effect.Effect<string>
 
+type Labels = ReadonlyArray<MetricLabel.MetricLabel>
+
 /**
- * Label arrays, one instance per label set: Effect caches a metric's registry entry by the identity
- * of the label array, so reusing the instance makes an update a map hit instead of a key hash.
+ * Label arrays for one metric's label names, one instance per set of values: Effect caches a
+ * metric's registry entry by the identity of the label array, so reusing the instance makes an
+ * update a map hit instead of a key hash. Looked up by nested maps of the values (no key string
+ * or tag object built per update).
  */
-const labelSets = () => {
-  const cache = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-  return (tags: Record<string, string>): ReadonlyArray<MetricLabel.MetricLabel> => {
-    let key = ""
-    for (const k in tags) key += `${k}\u0000${tags[k]}\u0001`
-    let labels = cache.get(key)
+const labelSet = (...names: ReadonlyArray<string>) => {
+  const root = new Map<string, unknown>()
+  return (...values: ReadonlyArray<string>): Labels => {
+    let level = root
+    for (let i = 0; i < values.length - 1; i++) {
+      const v = values[i] as string
+      let next = level.get(v) as Map<string, unknown> | undefined
+      if (next === undefined) level.set(v, next = new Map())
+      level = next
+    }
+    const last = values[values.length - 1] as string
+    let labels = level.get(last) as Labels | undefined
     if (labels === undefined) {
-      labels = Object.entries(tags).map(([k, v]) => MetricLabel.make(k, v))
-      cache.set(key, labels)
+      labels = names.map((n, i) => MetricLabel.make(n, values[i] as string))
+      level.set(last, labels)
     }
     return labels
   }
 }
 
-const none: ReadonlyArray<MetricLabel.MetricLabel> = []
+const none: Labels = []
 
 /**
  * @param minLevel the configured log level: lines below it are skipped before they are built
  * (a filtered `Effect.log` with annotations still costs ~10 µs, measured).
  */
 export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = LogLevel.Info) => {
-  const labels = labelSets()
-  const add = (metric: Metric.Metric.Counter<number>, tags: Record<string, string> | undefined, by = 1) =>
-    metric.unsafeUpdate(by, tags === undefined ? none : labels(tags))
+  const add = (metric: Metric.Metric.Counter<number>, labels: Labels, by = 1) => metric.unsafeUpdate(by, labels)
+  const attemptLabels = labelSet("backend", "pool", "outcome")
+  const cooldownLabels = labelSet("backend", "pool", "reason")
+  const reasonLabels = labelSet("reason")
+  const requestLabels = labelSet("model", "phase", "status_class")
+  const phaseLabels = labelSet("phase")
+  const breakLabels = labelSet("backend", "kind")
+  const outcomeLabels = labelSet("outcome")
+  const tokenLabels = labelSet("backend", "model", "kind")
+  const costLabels = labelSet("backend", "model")
   const log = (level: LogLevel.LogLevel, msg: string, fields: () => Record<string, unknown>): Effect.Effect<void> =>
     LogLevel.lessThan(level, minLevel) ? Effect.void : Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields()))
   const metricsThen = (update: () => void, then: Effect.Effect<void>) =>
@@ -55,7 +72,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       AttemptFinished: ({ record: r }) =>
         metricsThen(
           () => {
-            if (r.outcome !== "cancelled") add(M.upstreamAttempts, { backend: r.backend, pool: r.pool, outcome: r.outcome })
+            if (r.outcome !== "cancelled") add(M.upstreamAttempts, attemptLabels(r.backend, r.pool, r.outcome))
           },
           r.outcome === "success" || r.outcome === "cancelled" ? Effect.void : log(LogLevel.Warning, "upstream_error", () => ({
             backend: r.backend,
@@ -70,7 +87,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
         ),
       BackendCooldown: (e) =>
         metricsThen(
-          () => add(M.backendCooldowns, { backend: e.backend, pool: e.pool, reason: e.reason }),
+          () => add(M.backendCooldowns, cooldownLabels(e.backend, e.pool, e.reason)),
           log(LogLevel.Info, "backend_cooldown", () => ({
             backend: e.backend,
             pool: e.pool,
@@ -82,45 +99,45 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       WaitIfShort: (e) => log(LogLevel.Debug, "wait_if_short", () => ({ backend: e.backend, wait_ms: e.waitMs })),
       PrimaryWaitEntered: (e) =>
         metricsThen(
-          () => add(M.primaryWaitEnter, undefined),
+          () => add(M.primaryWaitEnter, none),
           logModel(LogLevel.Info, "primary_wait_entered", e.model, (model) => ({ model, pool: e.pool }))
         ),
       PrimaryWaitRecovered: (e) =>
         metricsThen(
-          () => add(M.primaryWaitRecovery, undefined),
+          () => add(M.primaryWaitRecovery, none),
           log(LogLevel.Info, "primary_wait_recovery", () => ({ backend: e.backend, waited_ms: e.waitedMs }))
         ),
       PrimaryWaitExhausted: (e) =>
         metricsThen(
-          () => add(M.primaryWaitExhausted, undefined),
+          () => add(M.primaryWaitExhausted, none),
           log(LogLevel.Warning, "primary_wait_exhausted", () => ({ waited_ms: e.waitedMs }))
         ),
       PrimaryWaitAbandoned: (e) =>
         metricsThen(
-          () => add(M.primaryWaitAbandoned, { reason: e.reason }),
+          () => add(M.primaryWaitAbandoned, reasonLabels(e.reason)),
           log(LogLevel.Info, "primary_wait_abandoned", () => ({ reason: e.reason }))
         ),
       EmergencyActivated: (e) =>
         metricsThen(
-          () => add(M.emergencyActivations, undefined),
+          () => add(M.emergencyActivations, none),
           logModel(LogLevel.Warning, "emergency_activated", e.model, (model) => ({ model }))
         ),
       EmergencySucceeded: (e) =>
         metricsThen(
-          () => add(M.emergencySuccess, undefined),
+          () => add(M.emergencySuccess, none),
           log(LogLevel.Info, "emergency_success", () => ({ backend: e.backend }))
         ),
       AllPoolsExhausted: (e) =>
         metricsThen(
-          () => add(M.allPoolsExhausted, undefined),
+          () => add(M.allPoolsExhausted, none),
           logModel(LogLevel.Error, "all_pools_exhausted", e.model, (model) => ({ model, retry_after_ms: e.retryAfterMs }))
         ),
       RequestCompleted: (e) =>
         Effect.flatMap(modelLabel(e.model), (model) =>
           metricsThen(
           () => {
-            add(M.requests, { model, phase: e.phase, status_class: M.statusClass(e.status) })
-            M.requestDuration.unsafeUpdate(e.durationMs / 1000, labels({ phase: e.phase }))
+            add(M.requests, requestLabels(model, e.phase, M.statusClass(e.status)))
+            M.requestDuration.unsafeUpdate(e.durationMs / 1000, phaseLabels(e.phase))
           },
           log(LogLevel.Info, "request_completed", () => ({
             model,
@@ -133,12 +150,12 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
         )),
       StreamBroken: (e) =>
         metricsThen(
-          () => add(M.streamBreaks, { backend: e.backend, kind: e.kind }),
+          () => add(M.streamBreaks, breakLabels(e.backend, e.kind)),
           log(LogLevel.Warning, "stream_break", () => ({ backend: e.backend, pool: e.pool, kind: e.kind }))
         ),
       StreamContinuation: (e) =>
         metricsThen(
-          () => add(M.streamContinuations, { outcome: e.outcome }),
+          () => add(M.streamContinuations, outcomeLabels(e.outcome)),
           log(e.outcome === "continued" ? LogLevel.Info : LogLevel.Warning, "stream_continuation", () => ({
             outcome: e.outcome,
             kind: e.kind,
@@ -148,9 +165,9 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
         ),
       UsageObserved: (e) =>
         Effect.map(modelLabel(e.model), (model) => {
-          add(M.tokens, { backend: e.backend, model, kind: "prompt" }, e.promptTokens)
-          add(M.tokens, { backend: e.backend, model, kind: "completion" }, e.completionTokens)
-          add(M.costUsd, { backend: e.backend, model }, e.costUsd)
+          add(M.tokens, tokenLabels(e.backend, model, "prompt"), e.promptTokens)
+          add(M.tokens, tokenLabels(e.backend, model, "completion"), e.completionTokens)
+          add(M.costUsd, costLabels(e.backend, model), e.costUsd)
         })
     })
   })

@@ -96,7 +96,7 @@ export const runExchange = (
       }))
     ))
     // Done only once the usage record is queued: a graceful shutdown drains the ledger after this.
-    runNow(runner, (extra === undefined ? event : Effect.zipRight(extra, event)).pipe(Effect.annotateLogs("request_id", request.id)), onDone)
+    runNow(runner, extra === undefined ? event : Effect.zipRight(extra, event), onDone)
   }
 
   const fiber = run(Lifecycle.handle(request).pipe(observeRequest(request)))

@@ -27,8 +27,11 @@ const isBreak = (end: BodyReport["end"]): end is StreamBreakKind => end === "cut
 export class ServedStream {
   /** The attempt feeding the body now; undefined between a break and a continuation. */
   private current: { readonly record: AttemptRecord; readonly backend: Backend } | undefined
-  /** The request's attempts (continuations are counted in it, even those the client cut short). */
-  private readonly ctx: RequestContext
+  /**
+   * The request's attempts for continuations (counted in it, even those the client cut short);
+   * made at the first break, so an unbroken answer costs nothing here.
+   */
+  private ctx: RequestContext | undefined = undefined
   private continuations = 0
   /** The first break of the answer: what the client is told if nothing continues it. */
   private original: BodyBreak | undefined
@@ -42,14 +45,12 @@ export class ServedStream {
     body: unknown
   ) {
     this.current = { record: served.record, backend: served.served }
-    this.ctx = makeRequestContext(request, [], served.startedAt)
-    this.ctx.attempts = served.attempts
     if (body instanceof ResponseBody) body.onBreak = (brk) => this.whenIdle(() => this.onBreak(body, brk))
   }
 
   /** Upstream attempts the request made so far, continuations included. */
   get attempts(): number {
-    return this.ctx.attempts
+    return this.ctx?.attempts ?? this.served.attempts
   }
 
   /** Runs `f` once no continuation search is under way. */
@@ -95,14 +96,19 @@ export class ServedStream {
   }
 
   private search(broken: Backend, kind: StreamBreakKind, continuation: Option.Option<HttpProxyRequest>) {
+    let ctx = this.ctx
+    if (ctx === undefined) {
+      ctx = this.ctx = makeRequestContext(this.request, [], this.served.startedAt)
+      ctx.attempts = this.served.attempts
+    }
     return Continuation.continueStream({
-      ctx: this.ctx,
+      ctx,
       phase: this.served.phase,
       broken,
       kind,
       continuation,
       continuations: this.continuations
-    }).pipe(Effect.annotateLogs("request_id", this.request.id))
+    })
   }
 
   private settle(

@@ -57,15 +57,29 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
   const outcomeLabels = labelSet("outcome")
   const tokenLabels = labelSet("backend", "model", "kind")
   const costLabels = labelSet("backend", "model")
-  const log = (level: LogLevel.LogLevel, msg: string, fields: () => Record<string, unknown>): Effect.Effect<void> =>
-    LogLevel.lessThan(level, minLevel) ? Effect.void : Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields()))
+  /**
+   * A request's log line: `request_id` comes from the event, not from fiber annotations (annotating
+   * every request's fiber cost several FiberRefs copies per request, logged or not).
+   */
+  const line = (level: LogLevel.LogLevel, msg: string, requestId: string, fields: Record<string, unknown>) => {
+    fields["request_id"] = requestId
+    return Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields))
+  }
+  const log = (level: LogLevel.LogLevel, msg: string, requestId: string, fields: () => Record<string, unknown>): Effect.Effect<void> =>
+    LogLevel.lessThan(level, minLevel) ? Effect.void : line(level, msg, requestId, fields())
   const metricsThen = (update: () => void, then: Effect.Effect<void>) =>
     then === Effect.void ? Effect.sync(update) : Effect.zipRight(Effect.sync(update), then)
   /** A log line that names the model's label; the label is looked up only when the line is written. */
-  const logModel = (level: LogLevel.LogLevel, msg: string, model: string, fields: (label: string) => Record<string, unknown>) =>
+  const logModel = (
+    level: LogLevel.LogLevel,
+    msg: string,
+    requestId: string,
+    model: string,
+    fields: (label: string) => Record<string, unknown>
+  ) =>
     LogLevel.lessThan(level, minLevel)
       ? Effect.void
-      : Effect.flatMap(modelLabel(model), (label) => Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields(label))))
+      : Effect.flatMap(modelLabel(model), (label) => line(level, msg, requestId, fields(label)))
 
   return LifecycleEvents.of({
     emit: LifecycleEvent.$match({
@@ -74,7 +88,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
           () => {
             if (r.outcome !== "cancelled") add(M.upstreamAttempts, attemptLabels(r.backend, r.pool, r.outcome))
           },
-          r.outcome === "success" || r.outcome === "cancelled" ? Effect.void : log(LogLevel.Warning, "upstream_error", () => ({
+          r.outcome === "success" || r.outcome === "cancelled" ? Effect.void : log(LogLevel.Warning, "upstream_error", r.requestId, () => ({
             backend: r.backend,
             pool: r.pool,
             phase: r.phase,
@@ -88,7 +102,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       BackendCooldown: (e) =>
         metricsThen(
           () => add(M.backendCooldowns, cooldownLabels(e.backend, e.pool, e.reason)),
-          log(LogLevel.Info, "backend_cooldown", () => ({
+          log(LogLevel.Info, "backend_cooldown", e.requestId, () => ({
             backend: e.backend,
             pool: e.pool,
             reason: e.reason,
@@ -96,41 +110,41 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
             streak: e.streak
           }))
         ),
-      WaitIfShort: (e) => log(LogLevel.Debug, "wait_if_short", () => ({ backend: e.backend, wait_ms: e.waitMs })),
+      WaitIfShort: (e) => log(LogLevel.Debug, "wait_if_short", e.requestId, () => ({ backend: e.backend, wait_ms: e.waitMs })),
       PrimaryWaitEntered: (e) =>
         metricsThen(
           () => add(M.primaryWaitEnter, none),
-          logModel(LogLevel.Info, "primary_wait_entered", e.model, (model) => ({ model, pool: e.pool }))
+          logModel(LogLevel.Info, "primary_wait_entered", e.requestId, e.model, (model) => ({ model, pool: e.pool }))
         ),
       PrimaryWaitRecovered: (e) =>
         metricsThen(
           () => add(M.primaryWaitRecovery, none),
-          log(LogLevel.Info, "primary_wait_recovery", () => ({ backend: e.backend, waited_ms: e.waitedMs }))
+          log(LogLevel.Info, "primary_wait_recovery", e.requestId, () => ({ backend: e.backend, waited_ms: e.waitedMs }))
         ),
       PrimaryWaitExhausted: (e) =>
         metricsThen(
           () => add(M.primaryWaitExhausted, none),
-          log(LogLevel.Warning, "primary_wait_exhausted", () => ({ waited_ms: e.waitedMs }))
+          log(LogLevel.Warning, "primary_wait_exhausted", e.requestId, () => ({ waited_ms: e.waitedMs }))
         ),
       PrimaryWaitAbandoned: (e) =>
         metricsThen(
           () => add(M.primaryWaitAbandoned, reasonLabels(e.reason)),
-          log(LogLevel.Info, "primary_wait_abandoned", () => ({ reason: e.reason }))
+          log(LogLevel.Info, "primary_wait_abandoned", e.requestId, () => ({ reason: e.reason }))
         ),
       EmergencyActivated: (e) =>
         metricsThen(
           () => add(M.emergencyActivations, none),
-          logModel(LogLevel.Warning, "emergency_activated", e.model, (model) => ({ model }))
+          logModel(LogLevel.Warning, "emergency_activated", e.requestId, e.model, (model) => ({ model }))
         ),
       EmergencySucceeded: (e) =>
         metricsThen(
           () => add(M.emergencySuccess, none),
-          log(LogLevel.Info, "emergency_success", () => ({ backend: e.backend }))
+          log(LogLevel.Info, "emergency_success", e.requestId, () => ({ backend: e.backend }))
         ),
       AllPoolsExhausted: (e) =>
         metricsThen(
           () => add(M.allPoolsExhausted, none),
-          logModel(LogLevel.Error, "all_pools_exhausted", e.model, (model) => ({ model, retry_after_ms: e.retryAfterMs }))
+          logModel(LogLevel.Error, "all_pools_exhausted", e.requestId, e.model, (model) => ({ model, retry_after_ms: e.retryAfterMs }))
         ),
       RequestCompleted: (e) =>
         Effect.flatMap(modelLabel(e.model), (model) =>
@@ -139,7 +153,7 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
             add(M.requests, requestLabels(model, e.phase, M.statusClass(e.status)))
             M.requestDuration.unsafeUpdate(e.durationMs / 1000, phaseLabels(e.phase))
           },
-          log(LogLevel.Info, "request_completed", () => ({
+          log(LogLevel.Info, "request_completed", e.requestId, () => ({
             model,
             phase: e.phase,
             status: e.status,
@@ -151,12 +165,12 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
       StreamBroken: (e) =>
         metricsThen(
           () => add(M.streamBreaks, breakLabels(e.backend, e.kind)),
-          log(LogLevel.Warning, "stream_break", () => ({ backend: e.backend, pool: e.pool, kind: e.kind }))
+          log(LogLevel.Warning, "stream_break", e.requestId, () => ({ backend: e.backend, pool: e.pool, kind: e.kind }))
         ),
       StreamContinuation: (e) =>
         metricsThen(
           () => add(M.streamContinuations, outcomeLabels(e.outcome)),
-          log(e.outcome === "continued" ? LogLevel.Info : LogLevel.Warning, "stream_continuation", () => ({
+          log(e.outcome === "continued" ? LogLevel.Info : LogLevel.Warning, "stream_continuation", e.requestId, () => ({
             outcome: e.outcome,
             kind: e.kind,
             backend: e.backend ?? null,

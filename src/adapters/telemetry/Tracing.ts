@@ -86,17 +86,15 @@ export const withRequestSpan = (request: TracedRequest) =>
   })
 
 /**
- * Everything ProxyExchange needs around a request's lifecycle fiber: the request span, `request_id`
- * on every log line, and no runtime "Fiber terminated with an unhandled error" line on failure (set
+ * Everything ProxyExchange needs around a request's lifecycle fiber: the request span, and no
+ * runtime "Fiber terminated with an unhandled error" line on failure (set
  * for the fiber's whole life, not locally: it is logged after the effect ends, without annotations;
- * the exchange observes every failure and answers or logs it itself).
+ * the exchange observes every failure and answers or logs it itself). A request's log lines carry
+ * its `request_id` from the lifecycle events they are written from.
  */
 export const observeRequest = (request: TracedRequest) =>
 <E extends { readonly _tag: string }, R>(self: Effect.Effect<RequestOutcome, E, R>): Effect.Effect<RequestOutcome, E, R> =>
-  Effect.zipRight(
-    FiberRef.set(FiberRef.unhandledErrorLogLevel, Option.none()),
-    withRequestSpan(request)(self)
-  ).pipe(Effect.annotateLogs("request_id", request.id))
+  Effect.zipRight(FiberRef.set(FiberRef.unhandledErrorLogLevel, Option.none()), withRequestSpan(request)(self))
 
 const sampler = (s: OtlpTracesSettings): Sampler => {
   const root = s.sampler._tag === "AlwaysOn"

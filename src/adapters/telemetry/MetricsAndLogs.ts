@@ -7,6 +7,7 @@
 import { Effect, Layer, LogLevel, type Metric, MetricLabel } from "effect"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
 import * as M from "../../domain/Metrics.js"
+import { EventFields } from "./JsonLogger.js"
 import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 
 /** The label value for a model name: itself when configured, else "other" (read from the live fleet). */
@@ -58,12 +59,12 @@ export const make = (modelLabel: ModelLabeler, minLevel: LogLevel.LogLevel = Log
   const tokenLabels = labelSet("backend", "model", "kind")
   const costLabels = labelSet("backend", "model")
   /**
-   * A request's log line: `request_id` comes from the event, not from fiber annotations (annotating
-   * every request's fiber cost several FiberRefs copies per request, logged or not).
+   * A request's log line: `request_id` comes from the event and the fields travel with the message,
+   * not as fiber annotations (annotating costs several FiberRefs copies per request).
    */
   const line = (level: LogLevel.LogLevel, msg: string, requestId: string, fields: Record<string, unknown>) => {
     fields["request_id"] = requestId
-    return Effect.logWithLevel(level, msg).pipe(Effect.annotateLogs(fields))
+    return Effect.logWithLevel(level, msg, new EventFields(fields))
   }
   const log = (level: LogLevel.LogLevel, msg: string, requestId: string, fields: () => Record<string, unknown>): Effect.Effect<void> =>
     LogLevel.lessThan(level, minLevel) ? Effect.void : line(level, msg, requestId, fields())

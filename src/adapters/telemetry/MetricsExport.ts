@@ -13,7 +13,7 @@ import type { FleetStore } from "../../domain/ports/FleetStore.js"
 import { type HttpRoute, HttpRoutes } from "../http/HttpRoutes.js"
 import * as FleetGauges from "./FleetGauges.js"
 import type { OtlpMetricsSettings, ResourceSettings } from "./OtelEnv.js"
-import { type ExportHealth, metricExporter } from "./OtlpExporters.js"
+import { type ExportHealth, loadMetricExporter, metricExporter } from "./OtlpExporters.js"
 
 export interface MetricsExportSettings {
   readonly resource: ResourceSettings
@@ -92,6 +92,8 @@ export const make = (
     const runtime = yield* Effect.runtime<FleetStore>()
     const gauges = FleetGauges.producer(Runtime.runPromise(runtime))
     const report = (h: ExportHealth) => void Runtime.runFork(runtime)(logHealth(h))
+    const otlp = settings.otlp
+    const Exporter = otlp === undefined ? undefined : yield* Effect.promise(() => loadMetricExporter(otlp))
     let prometheus: PrometheusExporter | undefined
     const readers = (): [MetricReader, ...Array<MetricReader>] => {
       const r: Array<MetricReader> = []
@@ -100,10 +102,9 @@ export const make = (
         prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, metricProducers: [gauges] })
         r.push(prometheus)
       }
-      const otlp = settings.otlp
-      if (otlp !== undefined) {
+      if (otlp !== undefined && Exporter !== undefined) {
         r.push(new PeriodicExportingMetricReader({
-          exporter: metricExporter(otlp, report),
+          exporter: metricExporter(otlp, report, Exporter),
           exportIntervalMillis: otlp.intervalMs,
           exportTimeoutMillis: otlp.exportTimeoutMs,
           metricProducers: [gauges]

@@ -3,10 +3,10 @@
  * is logged once when it starts failing and once when it recovers, never per export.
  */
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core"
-import { OTLPMetricExporter as JsonMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
-import { OTLPMetricExporter as ProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto"
-import { OTLPTraceExporter as JsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { OTLPTraceExporter as ProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto"
+import type { OTLPMetricExporter as JsonMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
+import type { OTLPMetricExporter as ProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto"
+import type { OTLPTraceExporter as JsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import type { OTLPTraceExporter as ProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto"
 import type { PushMetricExporter } from "@opentelemetry/sdk-metrics"
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
 import type { OtlpProtocol, OtlpTarget } from "./OtelEnv.js"
@@ -49,8 +49,29 @@ const tracker = (signal: "metrics" | "traces", url: string, report: (h: ExportHe
 
 const config = (t: OtlpTarget) => ({ url: t.url, headers: { ...t.headers }, timeoutMillis: t.timeoutMs })
 
-export const metricExporter = (t: OtlpTarget, report: (h: ExportHealth) => void): PushMetricExporter => {
-  const inner = effectiveProtocol(t.protocol) === "http/json" ? new JsonMetricExporter(config(t)) : new ProtoMetricExporter(config(t))
+/**
+ * The exporter modules are imported only when an OTLP target is configured: loaded, they cost
+ * about 16 MB of RSS (protobuf definitions included) that a Prometheus-only Sidecar never uses.
+ */
+export type MetricExporterClass = typeof JsonMetricExporter | typeof ProtoMetricExporter
+export type SpanExporterClass = typeof JsonTraceExporter | typeof ProtoTraceExporter
+
+export const loadMetricExporter = async (t: OtlpTarget): Promise<MetricExporterClass> =>
+  effectiveProtocol(t.protocol) === "http/json"
+    ? (await import("@opentelemetry/exporter-metrics-otlp-http")).OTLPMetricExporter
+    : (await import("@opentelemetry/exporter-metrics-otlp-proto")).OTLPMetricExporter
+
+export const loadSpanExporter = async (t: OtlpTarget): Promise<SpanExporterClass> =>
+  effectiveProtocol(t.protocol) === "http/json"
+    ? (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter
+    : (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter
+
+export const metricExporter = (
+  t: OtlpTarget,
+  report: (h: ExportHealth) => void,
+  Exporter: MetricExporterClass
+): PushMetricExporter => {
+  const inner = new Exporter(config(t))
   const observe = tracker("metrics", t.url, report)
   return {
     export: (metrics, done) =>
@@ -65,8 +86,8 @@ export const metricExporter = (t: OtlpTarget, report: (h: ExportHealth) => void)
   }
 }
 
-export const spanExporter = (t: OtlpTarget, report: (h: ExportHealth) => void): SpanExporter => {
-  const inner = effectiveProtocol(t.protocol) === "http/json" ? new JsonTraceExporter(config(t)) : new ProtoTraceExporter(config(t))
+export const spanExporter = (t: OtlpTarget, report: (h: ExportHealth) => void, Exporter: SpanExporterClass): SpanExporter => {
+  const inner = new Exporter(config(t))
   const observe = tracker("traces", t.url, report)
   return {
     export: (spans: Array<ReadableSpan>, done) =>

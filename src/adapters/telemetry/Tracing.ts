@@ -18,7 +18,7 @@ import { Effect, FiberRef, Layer, Option, Runtime, type Tracer } from "effect"
 import type { RequestOutcome } from "../../domain/RequestOutcome.js"
 import type { HeaderMap } from "../upstream/HttpExchange.js"
 import type { OtlpTracesSettings, ResourceSettings } from "./OtelEnv.js"
-import { type ExportHealth, spanExporter } from "./OtlpExporters.js"
+import { type ExportHealth, loadSpanExporter, spanExporter } from "./OtlpExporters.js"
 import { logHealth } from "./MetricsExport.js"
 
 const traceparentFormat = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
@@ -110,6 +110,7 @@ export const otlp = (settings: OtlpTracesSettings, resource: ResourceSettings): 
   Layer.unwrapScoped(Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     const report = (h: ExportHealth) => void Runtime.runFork(runtime)(logHealth(h))
+    const Exporter = yield* Effect.promise(() => loadSpanExporter(settings))
     const attributes = { serviceName: resource.serviceName, attributes: { ...resource.attributes } }
     const provider = yield* Effect.acquireRelease(
       Effect.sync(() =>
@@ -117,7 +118,7 @@ export const otlp = (settings: OtlpTracesSettings, resource: ResourceSettings): 
           resource: resourceFromAttributes(OtelResource.configToAttributes(attributes)),
           sampler: sampler(settings),
           spanProcessors: [
-            new BatchSpanProcessor(spanExporter(settings, report), {
+            new BatchSpanProcessor(spanExporter(settings, report, Exporter), {
               scheduledDelayMillis: settings.scheduledDelayMs,
               exportTimeoutMillis: settings.exportTimeoutMs,
               maxQueueSize: settings.maxQueueSize,

@@ -1,3 +1,8 @@
+/**
+ * `npx tsx bench/micro-lifecycle.ts [N]`: Lifecycle.handle alone, in-process, on the in-memory
+ * adapters, the production metrics projection (logs at warn) and an upstream that answers 200 at
+ * once — the Effect side of a served request, without sockets. Prints µs per request per round.
+ */
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
 import * as FleetStoreMemory from "../src/adapters/memory/FleetStoreMemory.js"
 import * as UsageLogMemory from "../src/adapters/memory/UsageLogMemory.js"

@@ -10,7 +10,8 @@ export type StreamBreakKind = "cut" | "stall" | "reset"
 /** How a served attempt's body ended: completely, broken, or cut short by the client leaving. */
 export type StreamEnd = "complete" | StreamBreakKind | "client_closed"
 
-export interface AttemptRecord {
+/** What is known of an attempt when it is sent. */
+export interface AttemptIdentity {
   readonly requestId: string
   /** Epoch ms at which the attempt was sent. */
   readonly at: number
@@ -22,6 +23,10 @@ export interface AttemptRecord {
   readonly phase: Phase
   /** 1-based position of this attempt among the request's attempts. */
   readonly attempt: number
+}
+
+/** How an attempt ended, to complete its identity into a record. */
+export interface AttemptEnding {
   readonly status: number | undefined
   /** The metric outcome; "cancelled" when the client left while the attempt was in flight. */
   readonly outcome: OutcomeLabel | "cancelled"
@@ -35,32 +40,11 @@ export interface AttemptRecord {
   readonly completionTokens: number | undefined
   readonly costUsd: number | undefined
   /** For a served attempt, how its body ended; absent for an attempt that never committed. */
-  readonly streamEnd?: StreamEnd | undefined
-}
-
-/** What is known of an attempt when it is sent. */
-export interface AttemptIdentity {
-  readonly requestId: string
-  readonly at: number
-  readonly backend: string
-  readonly pool: string
-  readonly model: string
-  readonly upstreamModel: string
-  readonly phase: Phase
-  readonly attempt: number
-}
-
-/** How an attempt ended, to complete its identity into a record. */
-export interface AttemptEnding {
-  readonly status: number | undefined
-  readonly outcome: AttemptRecord["outcome"]
-  readonly errorClass: AttemptRecord["errorClass"]
-  readonly firstByteMs: number | undefined
-  readonly durationMs: number
-  readonly promptTokens: number | undefined
-  readonly completionTokens: number | undefined
-  readonly costUsd: number | undefined
   readonly streamEnd: StreamEnd | undefined
+}
+
+export interface AttemptRecord extends AttemptIdentity, Omit<AttemptEnding, "streamEnd"> {
+  readonly streamEnd?: StreamEnd | undefined
 }
 
 /**

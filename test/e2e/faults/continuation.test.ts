@@ -71,6 +71,17 @@ const roles = (events: ReadonlyArray<unknown>) =>
   events.filter((e) => JSON.stringify(e).includes("\"role\":\"assistant\"")).length
 const usages = (events: ReadonlyArray<unknown>) => events.filter((e) => JSON.stringify(e).includes("\"usage\"")).length
 
+/**
+ * How most tests end: a plain request is still served, then the counters that grew since
+ * `before`, and (once `rig.close()` has drained the ledger) the usage rows' `cols`.
+ */
+const afterwards = async (f: Faulty, m: MockUpstream, before: Map<string, number>, ...cols: Array<string>) => {
+  await f.stillServes(m)
+  const counters = await streamCounters(f, before)
+  await rig.close()
+  return { counters, rows: rowsOf(f, ...cols) }
+}
+
 const waitFor = async (what: string, ok: () => boolean, timeoutMs = 5000) => {
   const until = Date.now() + timeoutMs
   while (!ok()) {
@@ -351,13 +362,12 @@ describe("a committed stream that breaks", () => {
     expect(m.requests).toHaveLength(2)
     expect(lastMessage(bodyOf(m, 1))).toEqual({ role: "assistant", content: "Alpha beta" })
 
-    await f.stillServes(m)
-    expect(await streamCounters(f, before)).toEqual({
+    const after = await afterwards(f, m, before, "attempt", "stream_end", "prompt_tokens", "completion_tokens")
+    expect(after.counters).toEqual({
       'sidecar_stream_breaks_total{backend="a",kind="reset"}': 1,
       'sidecar_stream_continuations_total{outcome="continued"}': 1
     })
-    await rig.close()
-    expect(rowsOf(f, "attempt", "stream_end", "prompt_tokens", "completion_tokens")).toEqual([
+    expect(after.rows).toEqual([
       [1, "reset", null, null],
       [2, "complete", 11, 1],
       [1, "complete", null, null]
@@ -436,13 +446,12 @@ describe("a committed stream that breaks", () => {
     expect(a.body).not.toContain("context too long")
     expect([ma.requests.length, mb.requests.length, mc.requests.length]).toEqual([1, 1, 1])
     expect(lastMessage(bodyOf(mc, 0))).toEqual({ role: "assistant", content: "Once upon" })
-    await f.stillServes(ma)
-    expect(await streamCounters(f, before)).toEqual({
+    const after = await afterwards(f, ma, before, "backend", "attempt", "outcome", "stream_end")
+    expect(after.counters).toEqual({
       'sidecar_stream_breaks_total{backend="a",kind="cut"}': 1,
       'sidecar_stream_continuations_total{outcome="continued"}': 1
     })
-    await rig.close()
-    expect(rowsOf(f, "backend", "attempt", "outcome", "stream_end")).toEqual([
+    expect(after.rows).toEqual([
       ["a", 1, "success", "cut"],
       ["b", 2, "connect_error", null],
       ["c", 3, "success", "complete"],
@@ -552,13 +561,12 @@ describe("a committed stream that breaks", () => {
     expect([a.status, a.text, a.done, a.error, a.usage]).toEqual([200, "Hi there friend.", true, undefined, undefined])
     expect(usages(a.events)).toBe(0)
     expect(bodyOf(m, 1)["stream_options"]).toEqual({ include_usage: true })
-    await f.stillServes(m)
-    expect(await streamCounters(f, before)).toEqual({
+    const after = await afterwards(f, m, before, "attempt", "stream_end", "prompt_tokens", "completion_tokens")
+    expect(after.counters).toEqual({
       'sidecar_stream_breaks_total{backend="a",kind="cut"}': 1,
       'sidecar_stream_continuations_total{outcome="continued"}': 1
     })
-    await rig.close()
-    expect(rowsOf(f, "attempt", "stream_end", "prompt_tokens", "completion_tokens")).toEqual([
+    expect(after.rows).toEqual([
       [1, "cut", null, null],
       [2, "complete", 30, 3],
       [1, "complete", null, null]
@@ -579,13 +587,12 @@ describe("a committed stream that breaks", () => {
     expect([a.status, a.text, a.done, a.error]).toEqual([200, "A B C", true, undefined])
     expect(a.usage).toEqual({ prompt_tokens: 12, completion_tokens: 4 + 1, total_tokens: 17 })
     expect(bodyOf(m, 1)["max_completion_tokens"]).toBe(46)
-    await f.stillServes(m)
-    expect(await streamCounters(f, before)).toEqual({
+    const after = await afterwards(f, m, before, "attempt", "stream_end", "prompt_tokens", "completion_tokens")
+    expect(after.counters).toEqual({
       'sidecar_stream_breaks_total{backend="a",kind="cut"}': 1,
       'sidecar_stream_continuations_total{outcome="continued"}': 1
     })
-    await rig.close()
-    expect(rowsOf(f, "attempt", "stream_end", "prompt_tokens", "completion_tokens")).toEqual([
+    expect(after.rows).toEqual([
       [1, "cut", 12, 4],
       [2, "complete", 16, 1],
       [1, "complete", null, null]

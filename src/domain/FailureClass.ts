@@ -18,6 +18,11 @@ export type Observation = Data.TaggedEnum<{
   ConnectionFailed: { readonly reason: "refused" | "reset" | "other" }
   /** The attempt ran out of time before the commit point. */
   TimedOut: { readonly stage: "connect" | "headers" | "first_token" }
+  /**
+   * A 2xx event stream whose first data event was an in-band error saying the upstream could not
+   * serve (rate limit or server trouble): a failure before the commit point, like its status twin.
+   */
+  StreamError: { readonly kind: "rate_limited" | "server_error"; readonly code: string | undefined }
 }>
 export const Observation = Data.taggedEnum<Observation>()
 
@@ -80,6 +85,10 @@ export const classify = (observation: Observation, nextPoolOn: ReadonlyArray<str
       return FailureClass.Transient({ kind: "connect_error", status: Option.none() })
     case "TimedOut":
       return FailureClass.Timeout({ stage: observation.stage })
+    case "StreamError":
+      return observation.kind === "rate_limited"
+        ? FailureClass.RateLimited({ hintMs: Option.none() })
+        : FailureClass.Transient({ kind: "server_error", status: Option.none() })
     case "Response": {
       const { status } = observation
       if (status >= 200 && status < 300) return FailureClass.Success()

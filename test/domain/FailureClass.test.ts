@@ -75,7 +75,17 @@ describe("classify", () => {
     ["connection other", Observation.ConnectionFailed({ reason: "other" }), FailureClass.Transient({ kind: "connect_error", status: Option.none() })],
     ["connect timeout", Observation.TimedOut({ stage: "connect" }), FailureClass.Timeout({ stage: "connect" })],
     ["headers timeout", Observation.TimedOut({ stage: "headers" }), FailureClass.Timeout({ stage: "headers" })],
-    ["first-token timeout", Observation.TimedOut({ stage: "first_token" }), FailureClass.Timeout({ stage: "first_token" })]
+    ["first-token timeout", Observation.TimedOut({ stage: "first_token" }), FailureClass.Timeout({ stage: "first_token" })],
+    [
+      "a stream opening with an in-band rate limit (no hint)",
+      Observation.StreamError({ kind: "rate_limited", code: "rate_limit_exceeded" }),
+      FailureClass.RateLimited({ hintMs: Option.none() })
+    ],
+    [
+      "a stream opening with an in-band server error",
+      Observation.StreamError({ kind: "server_error", code: undefined }),
+      FailureClass.Transient({ kind: "server_error", status: Option.none() })
+    ]
   ])("%s", (_, observation, expected) => {
     expect(classify(observation, NEXT_POOL_ON, NOW)).toEqual(expected)
   })

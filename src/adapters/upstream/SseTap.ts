@@ -7,6 +7,9 @@ import { findUsageKey, usageIn, usageObjectStart } from "./Usage.js"
 /** A partial event longer than this is not an SSE stream worth parsing: pass the rest through blind. */
 const MAX_PENDING = 1024 * 1024
 
+/** The text (its first characters) starts a JSON object whose first key is `error`. */
+const opensWithError = (head: string): boolean => head.replace(/\s/g, "").startsWith("{\"error\"")
+
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
@@ -26,6 +29,8 @@ export class SseTap {
   sawData = false
   /** `data: [DONE]` has been seen: whatever follows, the answer is complete. */
   done = false
+  /** The first data event, when it is a JSON object opening with an `error` key (the commit decision reads it). */
+  firstError: string | undefined = undefined
   promptTokens: number | undefined = undefined
   completionTokens: number | undefined = undefined
 
@@ -175,7 +180,9 @@ export class SseTap {
     const lines = this.dataLines
     if (lines === 0) return true
     this.dataLines = 0
+    const first = !this.sawData
     this.sawData = true
+    if (first) this.noteFirst(buf, eventStart, lines)
     let data: string | undefined
     if (lines > 1) {
       data = this.joined ?? ""
@@ -200,6 +207,22 @@ export class SseTap {
       if (!this.readUsage(data)) return false
     }
     return this.inspect === undefined ? true : this.inspected(data ?? buf.toString("utf8", s, e))
+  }
+
+  /** Keeps the first data event's text when it opens with `{"error"` (checked on its first bytes). */
+  private noteFirst(buf: Buffer, eventStart: number, lines: number): void {
+    if (lines > 1) {
+      const data = this.joined ?? ""
+      if (opensWithError(data.slice(0, 32))) this.firstError = data
+      return
+    }
+    const s = eventStart + this.dataStart
+    const e = eventStart + this.dataEnd
+    let i = s
+    while (i < e && (buf[i] === 0x20 || buf[i] === 0x09)) i++
+    if (buf[i] === 0x7b && opensWithError(buf.toString("latin1", i, Math.min(e, i + 32)))) {
+      this.firstError = buf.toString("utf8", s, e)
+    }
   }
 
   private inspected(data: string): boolean | Buffer {

@@ -13,6 +13,7 @@ import { AnswerTracker } from "./AnswerTracker.js"
 import { ContinuationFilter } from "./ContinuationFilter.js"
 import { type BodyBreak, type BodySource, ResponseBody } from "./ResponseBody.js"
 import { SseTap } from "./SseTap.js"
+import { openingError } from "./StreamOpeningError.js"
 import { bodyBreakError, breakOf, observeFailure, streamErrorEvent, type StreamBreak } from "./TransportErrors.js"
 import { usageFromJsonBody } from "./Usage.js"
 
@@ -174,6 +175,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
         if (out !== undefined) this.push(out)
         // A continuation whose first word is an error event has failed: the client never sees it.
         if (this.filter?.refused === true) return this.failBeforeCommit(Observation.ConnectionFailed({ reason: "other" }))
+        // An in-band rate limit or overload instead of a first token: fail over, as for its status.
+        const opened = tap.firstError === undefined ? undefined : openingError(tap.firstError)
+        if (opened !== undefined) return this.failBeforeCommit(opened)
         if (tap.sawData) {
           clearTimeout(this.timer)
           this.commit(Date.now())

@@ -8,6 +8,8 @@ import { parseErrorBody } from "../../../src/adapters/upstream/ErrorBody.js"
 import { clientResponseHeaders, upstreamRequestHeaders } from "../../../src/adapters/upstream/ForwardHeaders.js"
 import { upstreamBody } from "../../../src/adapters/upstream/RequestBody.js"
 import { SseTap } from "../../../src/adapters/upstream/SseTap.js"
+import { openingError } from "../../../src/adapters/upstream/StreamOpeningError.js"
+import { Observation } from "../../../src/domain/FailureClass.js"
 import { usageFromJsonBody } from "../../../src/adapters/upstream/Usage.js"
 import { parseBaseUrl, upstreamPath } from "../../../src/adapters/upstream/UpstreamUrl.js"
 import { chunk, sse, usageChunk } from "../../fakes/MockUpstream.js"
@@ -168,5 +170,52 @@ describe("SseTap", () => {
     expect(tap.feed(Buffer.from(sse("1") + "data: {\"trunc"))?.toString()).toBe(sse("1"))
     tap.discard()
     expect(tap.flush()).toBeUndefined()
+  })
+})
+
+describe("openingError: a stream's first data event that reports a failure", () => {
+  const err = (error: unknown) => JSON.stringify({ error })
+  it.each([
+    ["OpenAI rate limit code", err({ message: "Rate limit reached", code: "rate_limit_exceeded" }), "rate_limited", "rate_limit_exceeded"],
+    ["numeric 429", err({ message: "slow down", code: 429 }), "rate_limited", undefined],
+    ["quota in the type", err({ message: "x", type: "insufficient_quota" }), "rate_limited", undefined],
+    ["Anthropic-style overload", err({ type: "overloaded_error", message: "Overloaded" }), "server_error", undefined],
+    ["numeric 503 status", err({ message: "down", status: 503 }), "server_error", undefined],
+    ["server_error type", ` {"error" : {"message":"boom","type":"server_error"}}`, "server_error", undefined]
+  ])("%s → %s", (_, data, kind, code) => {
+    expect(openingError(data)).toEqual(Observation.StreamError({ kind: kind as "rate_limited" | "server_error", code }))
+  })
+  it.each([
+    ["an answer", JSON.stringify(chunk("Hello"))],
+    ["an error about the request", err({ message: "bad messages", type: "invalid_request_error", code: "invalid_messages" })],
+    ["a content filter", err({ message: "filtered", code: "content_filter" })],
+    ["an error string", err("something")],
+    ["not JSON", `{"error": {"code": 429`],
+    ["error not the first key", JSON.stringify({ id: "x", error: { code: 429 } })]
+  ])("%s → none (the stream commits as it came)", (_, data) => {
+    expect(openingError(data)).toBeUndefined()
+  })
+})
+
+describe("SseTap.firstError", () => {
+  const feedAll = (tap: SseTap, text: string, at: number) => {
+    tap.feed(Buffer.from(text.slice(0, at)))
+    tap.feed(Buffer.from(text.slice(at)))
+    return tap.firstError
+  }
+  const limited = `{"error":{"code":"rate_limit_exceeded"}}`
+  it("keeps the first data event when it opens with an error key, at every split point", () => {
+    const text = `: comment\n\ndata: ${limited}\n\n`
+    for (let at = 0; at <= text.length; at++) expect(feedAll(new SseTap(false), text, at)).toBe(limited)
+  })
+  it("a multi-line data event is joined; whitespace before the key is allowed", () => {
+    const tap = new SseTap(false)
+    tap.feed(Buffer.from(`data: { "error":\ndata: {"code":"x"}}\n\n`))
+    expect(tap.firstError).toBe(`{ "error":\n{"code":"x"}}`)
+  })
+  it("only the first data event counts", () => {
+    const tap = new SseTap(false)
+    tap.feed(Buffer.from(`data: ${JSON.stringify(chunk("Hi"))}\n\ndata: ${limited}\n\n`))
+    expect(tap.firstError).toBeUndefined()
   })
 })

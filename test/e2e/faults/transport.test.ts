@@ -217,6 +217,45 @@ describe("before the commit point", () => {
     ])
   })
 
+  it("a 200 stream opening with an in-band rate-limit error: a cools down, b serves; nothing of a reaches the client", async () => {
+    const a = await rig.upstream()
+    const b = await rig.upstream()
+    const limited = { error: { message: "Rate limit reached for requests", type: "requests", code: "rate_limit_exceeded" } }
+    a.reply({ kind: "sse", events: [sse(limited)], gapMs: 5 })
+    b.reply({ kind: "sse", events: story, gapMs: 5 })
+    const f = await rig.sidecar(config(a, b))
+    const before = await f.metrics()
+
+    const ans = await f.chat()
+    expect([ans.status, ans.text, ans.done, ans.error]).toEqual([200, "Once upon a time", true, undefined])
+    expect(ans.body).not.toContain("Rate limit reached")
+    expect(headers(ans.headers)).toEqual({ backend: "b", pool: "fallback", phase: "direct", attempts: "2" })
+    const after = await f.metrics()
+    expect(sumFor(after, "sidecar_backend_cooldowns_total", "a") - sumFor(before, "sidecar_backend_cooldowns_total", "a")).toBe(1)
+    expect(after.get(`sidecar_backend_in_cooldown{backend="a",pool="primary"}`)).toBe(1)
+
+    await f.stillServes(b) // a is cooling: the fallback serves the plain request too
+    expect(await rowsOf(f, "backend", "outcome", "error_class")).toEqual([
+      ["a", "rate_limited", "RateLimited"],
+      ["b", "success", "Success"],
+      ["b", "success", "Success"]
+    ])
+  })
+
+  it("a 200 stream opening with an in-band error about the request itself reaches the client as it came (one attempt)", async () => {
+    const a = await rig.upstream()
+    const b = await rig.upstream()
+    const refused = { error: { message: "messages must not be empty", type: "invalid_request_error", code: "invalid_messages" } }
+    a.reply({ kind: "sse", events: [sse(refused)], gapMs: 5 })
+    const f = await rig.sidecar(config(a, b))
+
+    const ans = await f.chat()
+    expect([ans.status, ans.error]).toEqual([200, refused.error])
+    expect(headers(ans.headers)).toEqual({ backend: "a", pool: "primary", phase: "direct", attempts: "1" })
+    expect([a.requests.length, b.requests.length]).toEqual([1, 0])
+    await f.stillServes(a)
+  })
+
   it("a fallback answer reports the fallback's model and usage, streamed and not", async () => {
     const a = await rig.upstream()
     const b = await rig.upstream()

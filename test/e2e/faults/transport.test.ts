@@ -2,6 +2,7 @@
 // that move on or go back to the caller. Each test checks what the client received, what each
 // upstream saw (attempts and their timing) and that Sidecar serves a plain request right afterwards.
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import OpenAI from "openai"
 import type { MockUpstream } from "../../fakes/MockUpstream.js"
 import { backend, chunk, type Faulty, Rig, sse, usageChunk } from "./harness.js"
 
@@ -390,8 +391,20 @@ describe("the stream itself", () => {
     expect(delta(`sidecar_stream_continuations_total{outcome="no_backend"}`)).toBe(1)
     expect(delta(`sidecar_stream_breaks_total{backend="a",kind="cut"}`)).toBe(1)
 
+    // The official client does not take it for a clean end: iterating the stream throws the error.
+    a.reply({ kind: "sse", events: [sse(chunk("Hello")), sse(chunk(" wor")), sse(chunk("ld"))], gapMs: 5, cutAfter: 2, end: "cut" })
+    const client = new OpenAI({ baseURL: `${f.url}/v1`, apiKey: "client-key", maxRetries: 0 })
+    const stream = await client.chat.completions.create({ model: "m1", messages: [{ role: "user", content: "hi" }], stream: true })
+    let text = ""
+    const consume = async () => {
+      for await (const c of stream) text += c.choices[0]?.delta.content ?? ""
+    }
+    await expect(consume()).rejects.toThrow(/closed the stream before it was complete/)
+    expect(text).toBe("Hello wor")
+
     await f.stillServes(a)
     expect(await rowsOf(f, "backend", "outcome", "stream_end")).toEqual([
+      ["a", "success", "cut"],
       ["a", "success", "cut"],
       ["a", "success", "complete"]
     ])

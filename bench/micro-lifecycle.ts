@@ -23,7 +23,9 @@ const events = Layer.succeed(LifecycleEvents, MetricsAndLogs.make((m) => Effect.
 const layer = Layer.mergeAll(upstream, UsageLogMemory.layer(usage as never), events).pipe(
   Layer.provideMerge(FleetStoreMemory.layer(backends)),
   Layer.provideMerge(Layer.succeed(Policy, policy)),
-  Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
+  Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
+  // As in production without an OTLP traces endpoint: no tracer runs.
+  Layer.provide(Layer.setTracerEnabled(false))
 )
 const rt = ManagedRuntime.make(layer)
 const N = Number(process.argv[2] ?? 20000)

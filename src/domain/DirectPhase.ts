@@ -4,7 +4,7 @@
  * for 429s in the request's best pool.
  */
 import { Clock, Effect, Option } from "effect"
-import { runAttempt } from "./AttemptRunner.js"
+import { type AttemptResult, runAttempt } from "./AttemptRunner.js"
 import type { Ticket } from "./Fleet.js"
 import { LifecycleEvent } from "./LifecycleEvent.js"
 import { settle } from "./PhaseStep.js"
@@ -20,7 +20,24 @@ export const bestPool = (ctx: RequestContext) =>
     Effect.map((pools) => Option.fromNullable(pools[0]))
   )
 
+/**
+ * The first attempt is the common case (a pick, a 2xx): it runs as a plain flatMap chain; only a
+ * request whose first attempt did not settle it enters the loop below, carrying that result.
+ */
 export const directPhase = (ctx: RequestContext) =>
+  Effect.flatMap(Effect.zip(Policy, FleetStore), ([policy, fleet]) => {
+    if (policy.routing.maxAttempts <= 0 || ctx.pools.length === 0) return Effect.succeed(Option.none<RequestOutcome>())
+    return Effect.flatMap(fleet.pick({ model: ctx.request.model, pools: ctx.pools, mode: "direct" }), (ticket) =>
+      Option.isNone(ticket)
+        ? Effect.succeed(Option.none<RequestOutcome>())
+        : Effect.flatMap(runAttempt(ctx, ticket.value, "direct"), (first) => {
+          const done = settle(ctx, first, "direct")
+          return Option.isSome(done) ? Effect.succeed(done) : directRetries(ctx, first)
+        }))
+  })
+
+/** The rest of the direct phase, after a first attempt that did not settle the request. */
+const directRetries = (ctx: RequestContext, first: AttemptResult) =>
   Effect.gen(function*() {
     const policy = yield* Policy
     const fleet = yield* FleetStore
@@ -28,30 +45,14 @@ export const directPhase = (ctx: RequestContext) =>
     const { model } = ctx.request
     const exclude = new Set<string>()
     const sameRetries = new Map<string, number>()
-    let made = 0
+    let made = 1
     /** A backend to try again: after a transient error, or after waiting out its short cooldown. */
     let retry: string | undefined
     /** A ticket already taken (a best-pool peer found instead of waiting). */
     let pending: Option.Option<Ticket> = Option.none()
 
-    while (made < policy.routing.maxAttempts && ctx.pools.length > 0) {
-      let ticket = pending
-      pending = Option.none()
-      if (Option.isNone(ticket)) {
-        ticket = yield* fleet.pick({ model, pools: ctx.pools, exclude, mode: "direct", only: retry })
-        if (Option.isNone(ticket) && retry !== undefined) {
-          // The backend to retry is no longer eligible (cooling again, rate window full): move on.
-          exclude.add(retry)
-          retry = undefined
-          continue
-        }
-      }
-      retry = undefined
-      if (Option.isNone(ticket)) return Option.none<RequestOutcome>()
-      made++
-      const r = yield* runAttempt(ctx, ticket.value, "direct")
-      const done = settle(ctx, r, "direct")
-      if (Option.isSome(done)) return done
+    /** What a failed attempt means for the next one. */
+    const afterFailure = function*(r: AttemptResult) {
       const id = r.ticket.backend.id
       switch (r.class._tag) {
         case "RateLimited": {
@@ -86,6 +87,28 @@ export const directPhase = (ctx: RequestContext) =>
           exclude.add(id)
           break
       }
+    }
+
+    yield* afterFailure(first)
+    while (made < policy.routing.maxAttempts && ctx.pools.length > 0) {
+      let ticket = pending
+      pending = Option.none()
+      if (Option.isNone(ticket)) {
+        ticket = yield* fleet.pick({ model, pools: ctx.pools, exclude, mode: "direct", only: retry })
+        if (Option.isNone(ticket) && retry !== undefined) {
+          // The backend to retry is no longer eligible (cooling again, rate window full): move on.
+          exclude.add(retry)
+          retry = undefined
+          continue
+        }
+      }
+      retry = undefined
+      if (Option.isNone(ticket)) return Option.none<RequestOutcome>()
+      made++
+      const r = yield* runAttempt(ctx, ticket.value, "direct")
+      const done = settle(ctx, r, "direct")
+      if (Option.isSome(done)) return done
+      yield* afterFailure(r)
     }
     return Option.none<RequestOutcome>()
   })

@@ -90,7 +90,7 @@ const main = Effect.gen(function*() {
     const size = (statSync(a).size / (1024 * 1024)).toFixed(1)
     const writerRate = rate(rows, writerMs)
     const e2eRate = rate(rows, e2e.total)
-    console.log(`usage ledger, ${rows.toLocaleString("en-US")} rows, WAL + synchronous=NORMAL, 3 indexes (db ${size} MiB)`)
+    console.log(`usage ledger, ${rows.toLocaleString("en-US")} rows, WAL + synchronous=NORMAL, one index on at (db ${size} MiB)`)
     console.log(`  writer only   : ${writerRate.toLocaleString("en-US")} rows/s (${writerMs.toFixed(0)} ms, batches of ${maxBatch})`)
     console.log(`  end to end    : ${e2eRate.toLocaleString("en-US")} rows/s (${e2e.total.toFixed(0)} ms until all committed; ` +
       `record() ${((e2e.produced * 1000) / rows).toFixed(1)} µs/row incl. the writer's share of the loop)`)

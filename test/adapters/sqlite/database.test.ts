@@ -17,7 +17,8 @@ describe("database", () => {
       expect.arrayContaining(["backend_state", "backends", "effect_sql_migrations", "meta", "usage"])
     )
     const indexes = await query<{ name: string }>(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage'")
-    expect(indexes.map((i) => i.name)).toEqual(expect.arrayContaining(["usage_at", "usage_backend_at", "usage_model_at"]))
+    // Only the time index: the ledger is written on every request, and every report is a time range.
+    expect(indexes.map((i) => i.name)).toEqual(["usage_at"])
     const [mode] = await query<{ journal_mode: string }>(db, "PRAGMA journal_mode")
     expect(mode?.journal_mode).toBe("wal")
   })
@@ -28,7 +29,11 @@ describe("database", () => {
     await query(db, "SELECT 1")
     await query(db, "SELECT 1")
     const migrations = await query<{ migration_id: number; name: string }>(db, "SELECT migration_id, name FROM effect_sql_migrations")
-    expect(migrations).toEqual([{ migration_id: 1, name: "initial" }, { migration_id: 2, name: "stream_end" }])
+    expect(migrations).toEqual([
+      { migration_id: 1, name: "initial" },
+      { migration_id: 2, name: "stream_end" },
+      { migration_id: 3, name: "lean_usage_indexes" }
+    ])
     const probe = await query<{ key: string }>(db, "SELECT key FROM meta WHERE key = 'probe'")
     expect(probe).toHaveLength(1)
   })

@@ -196,8 +196,13 @@ export const servingPools = (state: FleetState, model: string, pools: ReadonlyAr
   pools.filter((p) => serving(state, model, p).length > 0)
 
 /** Whether an enabled backend of these pools can continue a broken answer for the model. */
-export const hasContinuator = (state: FleetState, model: string, pools: ReadonlyArray<string>): boolean =>
-  pools.some((p) => serving(state, model, p).some((b) => b.prefillContinuation))
+export const hasContinuator = (state: FleetState, model: string, pools: ReadonlyArray<string>): boolean => {
+  // Asked on every attempt: a plain scan, no arrays built.
+  for (const p of pools) {
+    for (const b of state.byPool.get(p) ?? []) if (b.prefillContinuation && b.enabled && servesModel(b, model)) return true
+  }
+  return false
+}
 
 /** When a backend becomes free for direct sends: the end of its cooldown, or of its full rate window. */
 export const availableAt = (b: Backend, rt: BackendRuntime, now: number): number =>

@@ -3,7 +3,8 @@
  * Sidecar from its real entrypoint, asking the load generator, and killing every one of them.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process"
-import { openSync } from "node:fs"
+import { openSync, readFileSync } from "node:fs"
+import { join } from "node:path"
 import { createServer } from "node:net"
 import { request } from "undici"
 import type { ChildMessage, LoadCommand, LoadResult } from "./protocol.js"
@@ -64,10 +65,16 @@ export const waitHealthy = async (url: string, child: ChildProcess, timeoutMs: n
   return false
 }
 
+/** The node flags of package.json's `start` script (`node <flags> dist/main.js`). */
+const startFlags = (root: string): Array<string> => {
+  const scripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts
+  const m = /node ((?:--\S+ )*)dist\/main\.js/.exec(scripts["start"] ?? "")
+  return m?.[1]?.trim().split(/\s+/).filter((f) => f !== "") ?? []
+}
+
 /**
- * Starts Sidecar: the compiled .js with `--enable-source-maps`, exactly as `npm start` runs it
- * (source maps cost about 7 MB of RSS), or `node --import tsx <entry>` for a .ts; stdout+stderr to
- * `logFile`.
+ * Starts Sidecar: the compiled .js with the node flags `npm start` uses (read from package.json),
+ * or `node --import tsx <entry>` for a .ts; stdout+stderr to `logFile`.
  */
 export const spawnSidecar = (
   root: string,
@@ -80,7 +87,7 @@ export const spawnSidecar = (
   const env: NodeJS.ProcessEnv = { ...process.env, SIDECAR_CONFIG: configPath, SIDECAR_PORT: String(port) }
   for (const k of ["SIDECAR_HOST", "SIDECAR_DB", "SIDECAR_LOG_LEVEL", "NODE_OPTIONS"]) delete env[k]
   const log = openSync(logFile, "a")
-  const loader = entry.endsWith(".js") ? ["--enable-source-maps"] : ["--import", "tsx"]
+  const loader = entry.endsWith(".js") ? startFlags(root) : ["--import", "tsx"]
   return track(spawn(process.execPath, [...extraNodeArgs, ...loader, entry], {
     cwd: root,
     env,

@@ -77,7 +77,8 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, re
         phase,
         attempt
       }
-      const cancelled = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      // Built only if the client leaves mid-attempt, not on every attempt.
+      const cancelled = () => Effect.flatMap(Clock.currentTimeMillis, (now) =>
         usage.record(attemptRecord(id, {
           status: undefined,
           outcome: "cancelled",
@@ -133,7 +134,7 @@ export const runAttempt = (ctx: RequestContext, ticket: Ticket, phase: Phase, re
           ? reported
           : Effect.zipRight(annotate(status === undefined ? { outcome } : { outcome, status }), reported)
       }
-      const sent = Effect.flatMap(Effect.onInterrupt(send, () => cancelled), (reply) =>
+      const sent = Effect.flatMap(Effect.onInterrupt(send, cancelled), (reply) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => decided(reply, now)))
       return annotate === undefined ? sent : Effect.zipRight(annotate({ attempt }), sent)
     }))

@@ -49,15 +49,22 @@ export interface ExchangeOptions {
   readonly exhaustedShouldRetry: boolean
 }
 
-const sidecarHeaders = (requestId: string, phase: Phase, attempts: number, backend?: string, pool?: string) => {
-  const h: Record<string, string> = {
-    "x-request-id": requestId,
-    "x-sidecar-phase": phase,
-    "x-sidecar-attempts": String(attempts)
-  }
+/** Writes the `x-request-id` and `x-sidecar-*` headers (SPEC §1) into `into`, and returns it. */
+const withSidecarHeaders = <H extends Record<string, unknown>>(
+  into: H,
+  requestId: string,
+  phase: Phase,
+  attempts: number,
+  backend?: string,
+  pool?: string
+): H => {
+  const h = into as Record<string, unknown>
+  h["x-request-id"] = requestId
+  h["x-sidecar-phase"] = phase
+  h["x-sidecar-attempts"] = String(attempts)
   if (backend !== undefined) h["x-sidecar-backend"] = backend
   if (pool !== undefined) h["x-sidecar-pool"] = pool
-  return h
+  return into
 }
 
 export const writeError = (res: ServerResponse, answer: ErrorAnswer, extra: Record<string, string> = {}) => {
@@ -116,7 +123,7 @@ export const runExchange = (
       const tried = e._tag === "AllPoolsExhausted" ? e.attempts : []
       const attempts = tried.length
       // No backend answered; the pool header names the pool of the last attempt, if any.
-      const headers = sidecarHeaders(request.id, "exhausted", attempts, undefined, tried[attempts - 1]?.pool)
+      const headers = withSidecarHeaders<Record<string, string>>({}, request.id, "exhausted", attempts, undefined, tried[attempts - 1]?.pool)
       writeError(res, fromLifecycleError(e, { shouldRetry: options.exhaustedShouldRetry }), headers)
       return complete("exhausted", e._tag === "AllPoolsExhausted" ? 503 : 404, attempts, undefined)
     }
@@ -134,13 +141,10 @@ export const runExchange = (
     }
     // The response's header object is this response's own: Sidecar's headers are added to it in
     // place (spreading two header objects into a third was the hottest line of a profile).
-    const headers = response.headers as OutgoingHttpHeaders
-    headers["x-request-id"] = request.id
-    headers["x-sidecar-phase"] = o.phase
-    headers["x-sidecar-attempts"] = String(o.attempts)
-    headers["x-sidecar-backend"] = o.backend
-    headers["x-sidecar-pool"] = o.pool
-    res.writeHead(response.status, headers)
+    res.writeHead(
+      response.status,
+      withSidecarHeaders(response.headers as OutgoingHttpHeaders, request.id, o.phase, o.attempts, o.backend, o.pool)
+    )
     // pipe + explicit teardown, not stream.pipeline: no AbortController per request (measured).
     response.body.once("error", () => res.destroy())
     res.once("close", () => {

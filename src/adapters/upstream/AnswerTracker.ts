@@ -2,8 +2,7 @@
  * The answer a chat completion stream has delivered so far, kept (only when a break could be
  * continued) so that a continuation can be asked to carry on from exactly that text.
  */
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+import { isObject } from "./JsonValue.js"
 
 /** Delta fields a plain text answer may carry; any other non-null field makes it something else. */
 const TEXT_DELTA_FIELDS = new Set(["role", "content"])

@@ -4,8 +4,8 @@
  * the continuation repeats it) — and with its usage chunk restated for the whole answer.
  */
 import type { AnswerTracker } from "./AnswerTracker.js"
+import { isObject } from "./JsonValue.js"
 
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const isCount = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u) && u >= 0
 
 /** A keep / drop / replace verdict on one SSE data event (a string replaces the event's data). */

@@ -2,6 +2,7 @@
  * Reads the error code and message out of an upstream's (small, buffered) error body, for the
  * classifier. Tolerant by design: anything it cannot read is simply absent.
  */
+import { isObject } from "./JsonValue.js"
 
 export interface ErrorDetails {
   /** A string `code` (OpenAI: `context_length_exceeded`); numeric codes are HTTP statuses, ignored. */
@@ -13,7 +14,6 @@ const NONE: ErrorDetails = { code: undefined, message: undefined }
 /** Messages are for classification and logs' error class only; a runaway message is cut here. */
 const MAX_MESSAGE = 1000
 
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const str = (u: unknown): string | undefined => (typeof u === "string" && u !== "" ? u : undefined)
 
 const fromObject = (o: Record<string, unknown>): ErrorDetails => {

@@ -3,6 +3,7 @@
  * backend maps the model name or a streamed chat completion needs `stream_options.include_usage`.
  */
 import type { HttpProxyRequest } from "./HttpExchange.js"
+import { isObject } from "./JsonValue.js"
 
 export interface UpstreamBody {
   /** The bytes to send: the client's own buffer when nothing had to change. */
@@ -13,8 +14,6 @@ export interface UpstreamBody {
    */
   readonly dropUsageChunk: boolean
 }
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** `/v1/chat/completions`, with or without a query string or trailing slash. */
 export const isChatCompletionsPath = (path: string): boolean => {

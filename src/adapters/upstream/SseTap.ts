@@ -3,14 +3,11 @@
  * event while noting the commit point (first data event), `[DONE]` and the usage chunk.
  */
 import { findUsageKey, usageIn, usageObjectStart } from "./Usage.js"
+import { isObject } from "./JsonValue.js"
+import { opensWithError } from "./StreamOpeningError.js"
 
 /** A partial event longer than this is not an SSE stream worth parsing: pass the rest through blind. */
 const MAX_PENDING = 1024 * 1024
-
-/** The text (its first characters) starts a JSON object whose first key is `error`. */
-const opensWithError = (head: string): boolean => head.replace(/\s/g, "").startsWith("{\"error\"")
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * Feed it upstream chunks in order; it returns the bytes to hand the client now. Invariants:

@@ -4,11 +4,13 @@
  * band. Before the commit point that is a failure like its status twin, so the request fails over.
  */
 import { Observation } from "../../domain/FailureClass.js"
+import { isObject } from "./JsonValue.js"
 
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** Cheap pre-check on the data's first characters: only an object whose first key is `error` is read. */
-const opening = /^\s*\{\s*"error"\s*:/
+/**
+ * Whether text (its first characters are enough) starts a JSON object whose first key is `error`:
+ * the cheap check made on every stream's first data event, before anything is parsed.
+ */
+export const opensWithError = (head: string): boolean => head.replace(/\s/g, "").startsWith("{\"error\":")
 
 const RATE_LIMITED = /rate.?limit|too.?many.?requests|quota/i
 const SERVER_TROUBLE = /server.?error|overloaded|internal|unavailable|api.?error|timeout|capacity/i
@@ -18,7 +20,7 @@ const SERVER_TROUBLE = /server.?error|overloaded|internal|unavailable|api.?error
  * request itself, which reaches the client as it came). Never throws.
  */
 export const openingError = (data: string): Observation | undefined => {
-  if (!opening.test(data.slice(0, 64))) return undefined
+  if (!opensWithError(data.slice(0, 64))) return undefined
   let event: unknown
   try {
     event = JSON.parse(data)

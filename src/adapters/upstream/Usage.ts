@@ -3,13 +3,13 @@
  * `prompt_tokens`/`completion_tokens`; Responses API: `response.usage` with `input_`/`output_tokens`),
  * or a whole JSON body, read cheaply by parsing only its `"usage"` object.
  */
+import { isObject } from "./JsonValue.js"
 
 export interface Usage {
   readonly promptTokens: number | undefined
   readonly completionTokens: number | undefined
 }
 
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const count = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) && u >= 0 ? u : undefined)
 
 /** The usage of a `usage` object itself. */

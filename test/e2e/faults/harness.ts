@@ -7,6 +7,7 @@ import { join } from "node:path"
 // @ts-expect-error better-sqlite3 ships no types; the suite only needs prepare/all/close.
 import Database from "better-sqlite3"
 import { expect } from "@effect/vitest"
+import { isObject } from "../../../src/adapters/upstream/JsonValue.js"
 import { MockUpstream, type MockReply } from "../../fakes/MockUpstream.js"
 import { type Running, startSidecar } from "../../adapters/telemetry/harness.js"
 import { fromPrometheus } from "../../adapters/telemetry/series.js"
@@ -70,8 +71,6 @@ export interface Answer {
   /** The raw body. */
   readonly body: string
 }
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const dataOf = (event: string): string | undefined => {
   const lines = event.split(/\r\n|\r|\n/).filter((l) => l.startsWith("data:"))

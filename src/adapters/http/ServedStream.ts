@@ -16,6 +16,12 @@ import type { BodyReport, HttpProxyRequest } from "../upstream/HttpExchange.js"
 import { type BodyBreak, ResponseBody } from "../upstream/ResponseBody.js"
 import type { ExchangeRunner, LifecycleDeps } from "./ProxyExchange.js"
 
+/** An attempt whose body feeds (or fed) the client: its record to settle, and the prices to settle it at. */
+interface Feeding {
+  readonly record: AttemptRecord
+  readonly backend: Backend
+}
+
 const isBreak = (end: BodyReport["end"]): end is StreamBreakKind => end === "cut" || end === "stall" || end === "reset"
 
 /**
@@ -26,7 +32,7 @@ const isBreak = (end: BodyReport["end"]): end is StreamBreakKind => end === "cut
  */
 export class ServedStream {
   /** The attempt feeding the body now; undefined between a break and a continuation. */
-  private current: { readonly record: AttemptRecord; readonly backend: Backend } | undefined
+  private current: Feeding | undefined
   /**
    * The request's attempts for continuations (counted in it, even those the client cut short);
    * made at the first break, so an unbroken answer costs nothing here.
@@ -112,7 +118,7 @@ export class ServedStream {
   }
 
   private settle(
-    attempt: { readonly record: AttemptRecord; readonly backend: Backend },
+    attempt: Feeding,
     promptTokens: number | undefined,
     completionTokens: number | undefined,
     end: BodyReport["end"]

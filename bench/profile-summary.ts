@@ -26,6 +26,8 @@ const group = (url: string, name: string): string => {
   if (url === "") return name.startsWith("(") ? name : "(native/builtin)"
   const dist = /\/node_modules\/\.cache\/[^/]+\/src\/(.*)$/.exec(url)
   if (dist !== null) return `sidecar src/${dist[1]}`
+  // The bundle `npm start` runs: its functions keep their names; the line is the bundle's.
+  if (url.endsWith("/dist/main.js")) return "sidecar src/(bundle) dist/main.js"
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)
   if (nm !== null) return nm[1] ?? "node_modules"
   if (url.startsWith("node:")) return "node core"
@@ -92,3 +94,4 @@ console.log(`\nBusy time by module (self):\n${list(groups, 20)}`)
 console.log(`\nTop ${top} functions by self time:\n${list(selfFn, top)}`)
 console.log(`\nSidecar src functions by inclusive time:\n${list(inclusive, top, (k) => k.includes("sidecar src/"))}`)
 if (callersOf !== undefined) console.log(`\nStacks under ${callersOf} (self time):\n${list(stacks, 8)}`)
+if (process.env["PROFILE_ALL"] !== undefined) console.log(`\nAll functions by inclusive time:\n${list(inclusive, top)}`)

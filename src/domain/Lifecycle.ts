@@ -2,7 +2,7 @@
  * The request lifecycle (SPEC §1): direct → Primary-Wait → emergency → exhausted. Orchestration
  * only; each phase lives in its own module and talks to the world through the ports.
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Context, Effect, Option } from "effect"
 import { type Backend, costUsd, servesModel } from "./Backend.js"
 import { directPhase, bestPool } from "./DirectPhase.js"
 import { emergency } from "./Emergency.js"
@@ -42,11 +42,11 @@ const exhausted = (ctx: RequestContext) =>
  * ModelNotServed when no backend is configured for the model at all.
  */
 export const handle = (request: ProxyRequest) =>
-  Effect.flatMap(Effect.zip(Policy, Clock.currentTimeMillis), ([policy, startedAt]) => {
+  Effect.flatMap(Policy, (policy) => Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
     const ctx = makeRequestContext(request, policy.routing.pools, startedAt)
     // Most requests are served in the direct phase: only the others pay for the generator below.
     return Effect.flatMap(directPhase(ctx), (direct) => Option.isSome(direct) ? Effect.succeed(direct.value) : afterDirect(ctx))
-  })
+  }))
 
 /** Primary-Wait, emergency and exhausted, once the direct phase found no answer. */
 const afterDirect = (ctx: RequestContext) =>
@@ -89,8 +89,11 @@ export interface BodyOutcome {
  * Tokens the upstream did not report stay unknown (not zero).
  */
 export const settleAttempt = (record: AttemptRecord, backend: Backend, body: BodyOutcome) =>
-  // Once per served request: plain flatMaps, not a generator (measured cheaper on this path).
-  Effect.flatMap(Effect.zip(UsageLog, LifecycleEvents), ([usage, events]) => {
+  // Once per served request: plain flatMaps over one context read, not a generator or an
+  // Effect.zip of the services (both measured costlier on this path).
+  Effect.flatMap(Effect.context<UsageLog | LifecycleEvents>(), (services) => {
+    const usage = Context.get(services, UsageLog)
+    const events = Context.get(services, LifecycleEvents)
     const known = body.promptTokens !== undefined || body.completionTokens !== undefined
     const prompt = body.promptTokens ?? 0
     const completion = body.completionTokens ?? 0

@@ -4,7 +4,7 @@
  * The client leaving interrupts the fiber (before the commit) or destroys the body (after it),
  * which aborts the upstream request either way.
  */
-import { Cause, Effect, Exit, type Fiber, Runtime } from "effect"
+import { Cause, Effect, Exit, type Fiber, FiberRef, Option, Runtime } from "effect"
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
 import * as Lifecycle from "../../domain/Lifecycle.js"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
@@ -13,7 +13,7 @@ import { LifecycleEvents } from "../../domain/ports/LifecycleEvents.js"
 import type { RequestOutcome } from "../../domain/RequestOutcome.js"
 import type { LifecycleError } from "../../domain/Errors.js"
 import type { BodyReport, HttpProxyRequest, HttpUpstreamResponse } from "../upstream/HttpExchange.js"
-import { observeRequest } from "../telemetry/Tracing.js"
+import { withRequestSpan } from "../telemetry/Tracing.js"
 import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError.js"
 import { ServedStream } from "./ServedStream.js"
 
@@ -27,10 +27,15 @@ export interface ExchangeRunner {
   readonly syncExit: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Exit.Exit<A, E>
 }
 
-export const makeRunner = (runtime: LifecycleRuntime): ExchangeRunner => ({
-  fork: Runtime.runFork(runtime),
-  syncExit: Runtime.runSyncExit(runtime)
-})
+/**
+ * Fibers run here log no "Fiber terminated with an unhandled error" line: the exchange observes
+ * every failure and answers or logs it itself, with the request's id. Set once on the runtime
+ * (a FiberRef set per request copied the fiber's whole FiberRefs map each time).
+ */
+export const makeRunner = (runtime: LifecycleRuntime): ExchangeRunner => {
+  const quiet = Runtime.setFiberRef(runtime, FiberRef.unhandledErrorLogLevel, Option.none())
+  return { fork: Runtime.runFork(quiet), syncExit: Runtime.runSyncExit(quiet) }
+}
 
 /**
  * Runs effects that need not wait (usage settlement, completion metrics and log) right here, with
@@ -106,7 +111,7 @@ export const runExchange = (
     runNow(runner, extra === undefined ? event : Effect.zipRight(extra, event), onDone)
   }
 
-  const fiber = run(Lifecycle.handle(request).pipe(observeRequest(request)))
+  const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request)))
   let committed = false
   const onClientGone = () => {
     if (!committed) fiber.unsafeInterruptAsFork(fiber.id())

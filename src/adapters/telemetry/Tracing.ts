@@ -14,7 +14,7 @@ import {
   type Sampler,
   TraceIdRatioBasedSampler
 } from "@opentelemetry/sdk-trace-base"
-import { Effect, FiberRef, Layer, Option, Runtime, type Tracer } from "effect"
+import { Effect, FiberRef, Layer, Runtime, type Tracer } from "effect"
 import type { RequestOutcome } from "../../domain/RequestOutcome.js"
 import type { HeaderMap } from "../upstream/HttpExchange.js"
 import type { OtlpTracesSettings, ResourceSettings } from "./OtelEnv.js"
@@ -84,17 +84,6 @@ export const withRequestSpan = (request: TracedRequest) =>
       }
     })
   })
-
-/**
- * Everything ProxyExchange needs around a request's lifecycle fiber: the request span, and no
- * runtime "Fiber terminated with an unhandled error" line on failure (set
- * for the fiber's whole life, not locally: it is logged after the effect ends, without annotations;
- * the exchange observes every failure and answers or logs it itself). A request's log lines carry
- * its `request_id` from the lifecycle events they are written from.
- */
-export const observeRequest = (request: TracedRequest) =>
-<E extends { readonly _tag: string }, R>(self: Effect.Effect<RequestOutcome, E, R>): Effect.Effect<RequestOutcome, E, R> =>
-  Effect.zipRight(FiberRef.set(FiberRef.unhandledErrorLogLevel, Option.none()), withRequestSpan(request)(self))
 
 const sampler = (s: OtlpTracesSettings): Sampler => {
   const root = s.sampler._tag === "AlwaysOn"

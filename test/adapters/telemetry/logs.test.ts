@@ -2,6 +2,7 @@
 // per line, the listed events, `request_id` on every line of a request, SIDECAR_LOG_LEVEL, no secret.
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { type LifecycleDeps, makeRunner } from "../../../src/adapters/http/ProxyExchange.js"
 import * as Tracing from "../../../src/adapters/telemetry/Tracing.js"
 import type { HttpProxyRequest } from "../../../src/adapters/upstream/HttpExchange.js"
 import * as Lifecycle from "../../../src/domain/Lifecycle.js"
@@ -64,7 +65,7 @@ describe("JSON log lines", () => {
     expect(lines.some((l) => l["msg"] === "request_completed")).toBe(false)
   })
 
-  it("observeRequest (for ProxyExchange): at debug, a failed lifecycle's lines all carry request_id", async () => {
+  it("a request fiber (ProxyExchange's runner): at debug, a failed lifecycle's lines all carry request_id", async () => {
     const m = await MockUpstream.start({ kind: "json", status: 429, body: { error: { message: "no" } } })
     cleanup.push(() => m.close())
     const config = decodeConfig({ ...scenarioConfig(m), logging: { level: "debug" } })
@@ -79,7 +80,7 @@ describe("JSON log lines", () => {
     let to = 0
     const exit = await Effect.runPromise(Effect.gen(function*() {
       from = logs.length // after the storage's startup lines
-      const fiber = yield* Effect.forkDaemon(Lifecycle.handle(request).pipe(Tracing.observeRequest(request)))
+      const fiber = makeRunner(yield* Effect.runtime<LifecycleDeps>()).fork(Lifecycle.handle(request).pipe(Tracing.withRequestSpan(request)))
       const exit = yield* fiber.await
       to = logs.length // before the storage's shutdown lines
       return exit

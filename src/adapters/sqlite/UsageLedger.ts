@@ -1,11 +1,12 @@
 /**
- * The usage ledger on SQLite (SPEC §3): `record` only offers to a bounded queue; a writer fiber
+ * The usage ledger on SQLite (SPEC §3): `record` only adds to a bounded buffer; a writer fiber
  * in the layer's scope writes batches in one transaction each; a finalizer drains the rest.
  */
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Chunk, Clock, Duration, Effect, Layer, Metric, Queue, Ref, type Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Metric, Ref, type Scope } from "effect"
 import type { AttemptRecord } from "../../domain/Attempt.js"
 import { UsageLog, type UsageLogShape } from "../../domain/ports/UsageLog.js"
+import * as PendingRecords from "./PendingRecords.js"
 
 export interface LedgerOptions {
   /** Records waiting to be written; beyond this, new ones are dropped (and counted). */
@@ -102,11 +103,11 @@ export const insertRecords = (
 export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<UsageLogShape, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const queue = yield* Queue.dropping<AttemptRecord>(options.capacity)
-    const flush = (batch: Chunk.Chunk<AttemptRecord>) =>
-      insertRecords(sql, Chunk.toReadonlyArray(batch)).pipe(
+    const pending = yield* PendingRecords.make<AttemptRecord>(options.capacity)
+    const flush = (batch: ReadonlyArray<AttemptRecord>) =>
+      insertRecords(sql, batch).pipe(
         Effect.catchAllCause((cause) =>
-          Effect.logError("usage rows not written", cause).pipe(Effect.annotateLogs("rows", Chunk.size(batch)))
+          Effect.logError("usage rows not written", cause).pipe(Effect.annotateLogs("rows", batch.length))
         )
       )
 
@@ -114,17 +115,19 @@ export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<Usa
     // runs after the writer's interruption (which waits for a flush in progress to commit).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        const rest = yield* Queue.takeAll(queue)
+        const rest = pending.take(Infinity)
         yield* flush(rest)
-        if (Chunk.size(rest) > 0) yield* Effect.logInfo("usage ledger drained").pipe(Effect.annotateLogs("rows", Chunk.size(rest)))
+        if (rest.length > 0) yield* Effect.logInfo("usage ledger drained").pipe(Effect.annotateLogs("rows", rest.length))
       })
     )
     const writeOnce = Effect.uninterruptibleMask((restore) =>
-      restore(Queue.takeBetween(queue, 1, options.maxBatch)).pipe(
-        Effect.tap(flush),
-        // A full batch: more is waiting, but let the event loop (requests) run first — a zero
-        // sleep is a timer, i.e. a macrotask, unlike a yield that can stay in the microtask queue.
-        Effect.flatMap((batch) => restore(Effect.sleep(Chunk.size(batch) < options.maxBatch ? options.linger : Duration.zero)))
+      restore(pending.awaitSome).pipe(
+        Effect.flatMap(() => {
+          const batch = pending.take(options.maxBatch)
+          // A full batch: more is waiting, but let the event loop (requests) run first — a zero
+          // sleep is a timer, i.e. a macrotask, unlike a yield that can stay in the microtask queue.
+          return Effect.zipRight(flush(batch), restore(Effect.sleep(batch.length < options.maxBatch ? options.linger : Duration.zero)))
+        })
       )
     )
     yield* Effect.forkScoped(Effect.forever(writeOnce))
@@ -148,7 +151,7 @@ export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<Usa
       )
     )
     return UsageLog.of({
-      record: (r) => Effect.flatMap(Queue.offer(queue, r), (accepted) => (accepted ? Effect.void : dropped))
+      record: (r) => Effect.suspend(() => (pending.offer(r) ? Effect.void : dropped))
     })
   })
 

@@ -1,8 +1,9 @@
-// `npm start` as a user runs it: a real process, its exit code and stderr for invalid configs,
-// and a graceful SIGTERM that lets an in-flight request finish before exiting 0.
-import { afterEach, describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
-import { mkdtempSync, writeFileSync } from "node:fs"
+// `npm start` as a user runs it: the bundle it builds, run with its node flags; a real process,
+// its exit code and stderr for invalid configs, and a graceful SIGTERM that lets an in-flight
+// request finish before exiting 0.
+import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MockUpstream } from "../fakes/MockUpstream.js"
@@ -20,8 +21,17 @@ const configFile = (yaml: string) => {
   return file
 }
 
+/** The `start` script: `node scripts/build.mjs && node <flags> dist/main.js`. */
+const startScript = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["start"] ?? ""
+const startFlags = (/&& node ((?:--\S+ )*)dist\/main\.js$/.exec(startScript)?.[1] ?? "").trim().split(/\s+/).filter((f) => f !== "")
+
+beforeAll(() => {
+  expect(startScript).toMatch(/^node scripts\/build\.mjs && node (--\S+ )*dist\/main\.js$/)
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "inherit" })
+}, 60_000)
+
 const launch = (env: Record<string, string>) => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/app/main.ts"], {
+  const child = spawn(process.execPath, [...startFlags, "dist/main.js"], {
     cwd: root,
     env: { PATH: process.env["PATH"] ?? "", SIDECAR_DB: join(mkdtempSync(join(tmpdir(), "sidecar-db-")), "sidecar.db"), ...env },
     stdio: ["ignore", "pipe", "pipe"]
@@ -81,6 +91,9 @@ describe("the sidecar process", () => {
     await waitFor(() => q.out().includes("listening"), 15_000)
     const inFlight = fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "m" }) })
     await waitFor(() => m.requests.length === 1, 5000)
+    // The bundle serves the Prometheus exporter (loaded from outside it) too.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    expect(metrics).toMatch(/^sidecar_backend_in_cooldown\{backend="p1"/m)
     q.child.kill("SIGTERM")
     const res = await inFlight
     expect(res.status).toBe(200)

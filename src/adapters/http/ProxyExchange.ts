@@ -15,6 +15,7 @@ import type { LifecycleError } from "../../domain/Errors.js"
 import type { BodyReport, HttpProxyRequest, HttpUpstreamResponse } from "../upstream/HttpExchange.js"
 import { withRequestSpan } from "../telemetry/Tracing.js"
 import { type ErrorAnswer, errorAnswer, fromLifecycleError } from "./OpenAiError.js"
+import * as CompletionPump from "./CompletionPump.js"
 import { ServedStream } from "./ServedStream.js"
 
 /** Whatever the lifecycle needs, provided once by the server's runtime. */
@@ -24,30 +25,18 @@ export type LifecycleRuntime = Runtime.Runtime<LifecycleDeps>
 /** The runtime's entry points, made once per server rather than once per request. */
 export interface ExchangeRunner {
   readonly fork: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Fiber.RuntimeFiber<A, E>
-  readonly syncExit: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Exit.Exit<A, E>
+  /** Runs a request's follow-up work (settlement, completion event) on the completion pump. */
+  readonly complete: (work: Effect.Effect<void, never, LifecycleDeps>, then: () => void) => void
 }
 
 /**
  * Fibers run here log no "Fiber terminated with an unhandled error" line: the exchange observes
- * every failure and answers or logs it itself, with the request's id. Set once on the runtime
- * (a FiberRef set per request copied the fiber's whole FiberRefs map each time).
+ * every failure and answers or logs it itself, with the request's id. That is set once on the
+ * runtime (a FiberRef set per request copied the fiber's whole FiberRefs map).
  */
 export const makeRunner = (runtime: LifecycleRuntime): ExchangeRunner => {
   const quiet = Runtime.setFiberRef(runtime, FiberRef.unhandledErrorLogLevel, Option.none())
-  return { fork: Runtime.runFork(quiet), syncExit: Runtime.runSyncExit(quiet) }
-}
-
-/**
- * Runs effects that need not wait (usage settlement, completion metrics and log) right here, with
- * no fiber scheduling; calls `then` once they are done — later, should one ever suspend.
- */
-const runNow = (runner: ExchangeRunner, effect: Effect.Effect<void, never, LifecycleDeps>, then: () => void) => {
-  const exit = runner.syncExit(effect)
-  if (Exit.isFailure(exit)) {
-    const defect = Cause.dieOption(exit.cause)
-    if (defect._tag === "Some" && Runtime.isAsyncFiberException(defect.value)) return defect.value.fiber.addObserver(then)
-  }
-  then()
+  return { fork: Runtime.runFork(quiet), complete: CompletionPump.make(quiet).complete }
 }
 
 export interface ExchangeOptions {
@@ -108,7 +97,7 @@ export const runExchange = (
       }))
     ))
     // Done only once the usage record is queued: a graceful shutdown drains the ledger after this.
-    runNow(runner, extra === undefined ? event : Effect.zipRight(extra, event), onDone)
+    runner.complete(extra === undefined ? event : Effect.zipRight(extra, event), onDone)
   }
 
   const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request)))

@@ -41,6 +41,7 @@ const json = (res: ServerResponse, status: number, body: unknown) => {
 export const make = (options: ServerOptions) =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<LifecycleDeps>()
+    const runner = makeRunner(runtime)
     const fleet = yield* FleetStore
     const routes = [...Option.getOrElse(yield* Effect.serviceOption(HttpRoutes), () => [])]
       .sort((a, b) => b.prefix.length - a.prefix.length)
@@ -52,7 +53,6 @@ export const make = (options: ServerOptions) =>
       return reasons
     })
     const runSync = Runtime.runSync(runtime)
-    const runner = makeRunner(runtime)
     const clientKeyOk = tokenMatcher(options.proxyKeys.map(Redacted.value))
     const authRequired = options.proxyKeys.length > 0
     let inFlight = 0

@@ -6,7 +6,7 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import { Clock, Duration, Effect, Layer, Metric, Ref, type Scope } from "effect"
 import type { AttemptRecord } from "../../domain/Attempt.js"
 import { UsageLog, type UsageLogShape } from "../../domain/ports/UsageLog.js"
-import * as PendingRecords from "./PendingRecords.js"
+import * as PendingBuffer from "../shared/PendingBuffer.js"
 
 export interface LedgerOptions {
   /** Records waiting to be written; beyond this, new ones are dropped (and counted). */
@@ -103,7 +103,7 @@ export const insertRecords = (
 export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<UsageLogShape, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const pending = yield* PendingRecords.make<AttemptRecord>(options.capacity)
+    const pending = yield* PendingBuffer.make<AttemptRecord>(options.capacity)
     const flush = (batch: ReadonlyArray<AttemptRecord>) =>
       insertRecords(sql, batch).pipe(
         Effect.catchAllCause((cause) =>

@@ -1,12 +1,12 @@
-// The ledger's buffer: order, capacity, and the writer's wake-up (it must never sleep on records).
+// The buffer behind the ledger's writer and the completion pump: order, capacity, and the writer's wake-up (it must never sleep on records).
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import * as PendingRecords from "../../../src/adapters/sqlite/PendingRecords.js"
+import * as PendingBuffer from "../../../src/adapters/shared/PendingBuffer.js"
 
-describe("PendingRecords", () => {
+describe("PendingBuffer", () => {
   it.effect("keeps order across takes and refuses beyond capacity", () =>
     Effect.gen(function*() {
-      const p = yield* PendingRecords.make<number>(5)
+      const p = yield* PendingBuffer.make<number>(5)
       expect([1, 2, 3, 4, 5, 6].map(p.offer)).toEqual([true, true, true, true, true, false])
       expect(p.take(2)).toEqual([1, 2])
       expect(p.offer(7)).toBe(true)
@@ -17,7 +17,7 @@ describe("PendingRecords", () => {
 
   it.effect("a writer waiting on an empty buffer wakes at the first offer, and waits again once it took everything", () =>
     Effect.gen(function*() {
-      const p = yield* PendingRecords.make<string>(10)
+      const p = yield* PendingBuffer.make<string>(10)
       const waiter = yield* Effect.fork(p.awaitSome)
       yield* Effect.yieldNow()
       expect(waiter.unsafePoll()).toBeNull()
@@ -36,7 +36,7 @@ describe("PendingRecords", () => {
   it.effect("a long backlog drains in order through many partial takes", () =>
     Effect.gen(function*() {
       const n = 20_000
-      const p = yield* PendingRecords.make<number>(n)
+      const p = yield* PendingBuffer.make<number>(n)
       for (let i = 0; i < n; i++) p.offer(i)
       const out: Array<number> = []
       while (p.size() > 0) {

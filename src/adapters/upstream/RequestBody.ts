@@ -22,10 +22,26 @@ export const isChatCompletionsPath = (path: string): boolean => {
   return Number.isNaN(next) || next === 63 /* ? */ || (next === 47 /* / */ && path.length === 21)
 }
 
+const USAGE_OPTION = Buffer.from(`"stream_options":{"include_usage":true},`)
+
 /**
- * Invariants: the JSON is re-serialized only when a field changed (`model` rewritten to
- * `upstreamModel` when it differs from the canonical model; `stream_options.include_usage: true`
- * added for a streamed chat completion); every other byte is the client's.
+ * The client's bytes with `"stream_options":{"include_usage":true},` right after the object's
+ * opening brace: no re-serialization of a body that may hold a long conversation. Only for an
+ * object with no `stream_options` key at all (a duplicate key would be ambiguous) and at least
+ * one other key (`stream`), so the comma is valid.
+ */
+const withUsageOption = (body: Buffer): Buffer | undefined => {
+  let i = 0
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++
+  if (body[i] !== 0x7b) return undefined
+  return Buffer.concat([body.subarray(0, i + 1), USAGE_OPTION, body.subarray(i + 1)], body.length + USAGE_OPTION.length)
+}
+
+/**
+ * Invariants: the JSON is re-serialized only when a field changed in a way bytes cannot carry
+ * (`model` rewritten to `upstreamModel` when it differs from the canonical model; an existing
+ * `stream_options` given `include_usage: true`); a streamed chat completion without
+ * `stream_options` gets it spliced into the client's bytes; every other byte is the client's.
  */
 export const upstreamBody = (request: HttpProxyRequest, upstreamModel: string): UpstreamBody => {
   const json = request.json
@@ -39,6 +55,10 @@ export const upstreamBody = (request: HttpProxyRequest, upstreamModel: string): 
     const options = json["stream_options"]
     if (!(isObject(options) && options["include_usage"] === true)) {
       dropUsageChunk = true
+      if (changed === undefined && !("stream_options" in json)) {
+        const spliced = withUsageOption(request.body)
+        if (spliced !== undefined) return { bytes: spliced, dropUsageChunk }
+      }
       changed ??= { ...json }
       changed["stream_options"] = isObject(options) ? { ...options, include_usage: true } : { include_usage: true }
     }

@@ -82,6 +82,20 @@ describe("upstreamBody", () => {
     const embeddings = request({ path: "/v1/embeddings", body: { model: "m", stream: true } })
     expect(upstreamBody(embeddings, "m").bytes).toBe(embeddings.body)
   })
+  it("splices the usage option into the client's bytes when there is no stream_options, else re-serializes", () => {
+    const text = ' \n {"model":"m","stream":true,"messages":[{"role":"user","content":"a  b\\n"}]}'
+    const req = { ...request({ body: {} }), body: Buffer.from(text), json: JSON.parse(text) as Record<string, unknown> }
+    const out = upstreamBody(req, "m")
+    expect(out.bytes.toString()).toBe(' \n {"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"a  b\\n"}]}')
+    expect(out.dropUsageChunk).toBe(true)
+    // A null stream_options is a key already there: replaced by re-serializing, never duplicated.
+    const nulled = upstreamBody(request({ body: { model: "m", stream: true, stream_options: null } }), "m")
+    expect(nulled.bytes.toString().match(/stream_options/g)).toHaveLength(1)
+    expect(JSON.parse(nulled.bytes.toString()).stream_options).toEqual({ include_usage: true })
+    // A mapped model too: one serialization carries both changes.
+    const mapped = JSON.parse(upstreamBody(request({ body: { model: "m", stream: true } }), "vendor/m").bytes.toString())
+    expect(mapped).toEqual({ model: "vendor/m", stream: true, stream_options: { include_usage: true } })
+  })
   it("leaves non-JSON bodies alone", () => {
     const req = request({ body: "not json" })
     expect(upstreamBody(req, "other").bytes).toBe(req.body)

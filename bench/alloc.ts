@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/alloc.ts [requests=4000] [--stream] [--raw]`: bytes allocated per proxied request,
+ * `npx tsx bench/alloc.ts [requests=4000] [--stream] [--raw]` (ALLOC_TOP=n functions): bytes allocated per proxied request,
  * by module and by function, from V8's sampling heap profiler in a Sidecar started as `npm start`
  * runs it (or in the raw passthrough, with --raw). Unlike CPU time on this shared machine,
  * allocation per request is stable from run to run (±2%), so it shows what a change costs; and
@@ -91,7 +91,7 @@ const summarize = (profile: { head: HeapNode }, n: number, classify: ReturnType<
     [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([key, bytes]) => `  ${(bytes / n).toFixed(0).padStart(7)} B  ${key}`).join("\n")
   console.log(`allocated per request: ${(total / n).toFixed(0)} B (${n} ${stream ? "streamed" : "JSON"} requests after a warm-up)`)
   console.log(`by module:\n${rows(byModule, 8)}`)
-  console.log(`top functions (self):\n${rows(byFunction, 25)}`)
+  console.log(`top functions (self):\n${rows(byFunction, Number(process.env["ALLOC_TOP"] ?? 25))}`)
 }
 
 const main = async () => {

@@ -28,6 +28,7 @@ export class EventFields {
 }
 
 const messageText = (message: unknown): string => {
+  if (typeof message === "string") return message
   const parts = Array.isArray(message) ? message : [message]
   return parts.map((m) => (typeof m === "string" ? m : Inspectable.toStringUnknown(m))).join(" ")
 }
@@ -41,7 +42,8 @@ export const format = Logger.make(({ annotations, cause, date, logLevel, message
     time: date.toISOString(),
     msg: messageText(event === undefined ? message : parts?.[0])
   }
-  for (const [k, v] of HashMap.toEntries(annotations)) line[k] = v
+  // Request lines carry their fields in EventFields; fiber annotations are rare (startup lines).
+  if (HashMap.size(annotations) > 0) for (const [k, v] of HashMap.toEntries(annotations)) line[k] = v
   if (event !== undefined) for (const k in event.fields) line[k] = event.fields[k]
   if (!Cause.isEmpty(cause)) line["cause"] = Cause.pretty(cause, { renderErrorCause: true })
   return JSON.stringify(line)

@@ -7,7 +7,14 @@ import type { Backend } from "../../domain/Backend.js"
 import type { HttpProxyRequest } from "./HttpExchange.js"
 import { isChatCompletionsPath } from "./RequestBody.js"
 import type { ResponseBody } from "./ResponseBody.js"
-import type { Continuing } from "./UpstreamAttempt.js"
+import type { AnswerTracker } from "./AnswerTracker.js"
+
+/** A continuation attempt: the client's body it continues (with its answer so far), and the prefill's trimmed whitespace. */
+export interface Continuing {
+  readonly body: ResponseBody
+  readonly answer: AnswerTracker
+  readonly trimmed: string
+}
 
 export interface ContinuationRequest extends HttpProxyRequest {
   readonly continuing: Continuing

@@ -7,11 +7,14 @@ import type { Backend } from "../../domain/Backend.js"
 import { Observation } from "../../domain/FailureClass.js"
 import type { AttemptReply } from "../../domain/ports/Upstream.js"
 import { parseErrorBody } from "./ErrorBody.js"
-import { clientResponseHeaders, headerValue, type ParsedHeaders } from "./ForwardHeaders.js"
+import { clientResponseHeaders, type ParsedHeaders } from "./ForwardHeaders.js"
 import type { HttpUpstreamResponse } from "./HttpExchange.js"
 import { AnswerTracker } from "./AnswerTracker.js"
+import { BodyBytes } from "./BodyBytes.js"
 import { ContinuationFilter } from "./ContinuationFilter.js"
+import type { Continuing } from "./ContinuationRequest.js"
 import { type BodyBreak, type BodySource, ResponseBody } from "./ResponseBody.js"
+import { JSON_USAGE_CAP, responseKind } from "./ResponseKind.js"
 import { SseTap } from "./SseTap.js"
 import { openingError } from "./StreamOpeningError.js"
 import { bodyBreakError, breakOf, observeFailure, streamErrorEvent, type StreamBreak } from "./TransportErrors.js"
@@ -28,21 +31,9 @@ type Phase = 0 | 1 | 2 | 3 | 4 | 5
 
 /** An error body is read up to this many bytes; the rest is dropped and the connection closed. */
 const ERROR_BODY_CAP = 64 * 1024
-/** A JSON body is kept (by reference) for usage extraction up to this size. */
-const JSON_USAGE_CAP = 1024 * 1024
 
 const abortError = () => Object.assign(new Error("upstream request aborted"), { code: "UND_ERR_ABORTED" })
 const fire = (attempt: UpstreamAttempt) => attempt.onTimer()
-const isEventStream = (type: string) => type.length >= 17 && type.slice(0, 17).toLowerCase() === "text/event-stream"
-const isEncoded = (encoding: string | undefined) =>
-  encoding !== undefined && encoding !== "" && encoding.toLowerCase() !== "identity"
-
-/** A continuation attempt: the client's body it continues (with its answer so far), and the prefill's trimmed whitespace. */
-export interface Continuing {
-  readonly body: ResponseBody
-  readonly answer: AnswerTracker
-  readonly trimmed: string
-}
 
 /**
  * Invariants:
@@ -73,9 +64,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   private firstByteMs: number | undefined = undefined
   private body: ResponseBody | undefined = undefined
   private tap: SseTap | undefined = undefined
-  /** Error-body bytes, or a JSON body's chunks kept for usage extraction. */
-  private chunks: Array<Buffer> | undefined = undefined
-  private bytes = 0
+  /** An error status's body, or a JSON body kept for its usage (dropped if it outgrows the cap). */
+  private kept: BodyBytes | undefined = undefined
   /** A continuation's bytes before its commit point. */
   private held: Array<Buffer> | undefined = undefined
   /** A continuation's filter: its own, so a failed try leaves nothing behind for the next. */
@@ -116,13 +106,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     this.headers = clientResponseHeaders(headers)
     if (statusCode >= 300) {
       this.phase = ERROR_BODY
-      this.chunks = []
+      this.kept = new BodyBytes(ERROR_BODY_CAP)
       this.timer = setTimeout(fire, this.backend.timeoutMs, this)
       return
     }
-    const plain = !isEncoded(headerValue(headers, "content-encoding"))
-    const type = headerValue(headers, "content-type") ?? ""
-    const stream = plain && !this.head && statusCode !== 204 && isEventStream(type)
+    const kind = responseKind(statusCode, headers, this.head)
+    const stream = kind === "stream"
     const into = this.into
     if (into !== undefined) {
       if (!stream) return this.failBeforeCommit(Observation.ConnectionFailed({ reason: "other" }))
@@ -147,9 +136,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
       this.timer = setTimeout(fire, Math.max(0, this.backend.firstTokenTimeoutMs - this.firstByteMs), this)
       return
     }
-    if (plain && type.includes("json") && !(Number(headerValue(headers, "content-length")) > JSON_USAGE_CAP)) {
-      this.chunks = []
-    }
+    // One byte over the cap marks a body too large to parse.
+    if (kind === "json") this.kept = new BodyBytes(JSON_USAGE_CAP + 1)
     this.commit(now)
   }
 
@@ -159,7 +147,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
         const tap = this.tap
         if (tap === undefined) {
           this.lastActivity = Date.now()
-          if (this.chunks !== undefined) this.keep(chunk)
+          if (this.kept?.add(chunk) === true) this.kept = undefined
           this.push(chunk)
         } else {
           const events = tap.events
@@ -184,14 +172,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
         }
         return
       }
-      case ERROR_BODY: {
-        const room = ERROR_BODY_CAP - this.bytes
-        const part = chunk.length <= room ? chunk : chunk.subarray(0, room)
-        this.chunks?.push(part)
-        this.bytes += part.length
-        if (this.bytes >= ERROR_BODY_CAP) this.endErrorBody(true)
+      case ERROR_BODY:
+        if (this.kept?.add(chunk) === true) this.endErrorBody(true)
         return
-      }
     }
   }
 
@@ -275,12 +258,6 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     }
   }
 
-  private keep(chunk: Buffer): void {
-    this.bytes += chunk.length
-    if (this.bytes > JSON_USAGE_CAP) this.chunks = undefined
-    else this.chunks?.push(chunk)
-  }
-
   private checkIdle(): void {
     const body = this.body as ResponseBody
     const idleMs = this.backend.streamIdleTimeoutMs
@@ -311,12 +288,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
     if (tap !== undefined) {
       body.promptTokens = tap.promptTokens
       body.completionTokens = tap.completionTokens
-    } else if (end === "complete" && this.chunks !== undefined && this.chunks.length > 0) {
-      const usage = usageFromJsonBody(this.chunks.length === 1 ? this.chunks[0] as Buffer : Buffer.concat(this.chunks))
+    } else if (end === "complete" && this.kept !== undefined) {
+      const usage = usageFromJsonBody(this.kept.bytes())
       body.promptTokens = usage?.promptTokens
       body.completionTokens = usage?.completionTokens
     }
-    this.chunks = undefined
+    this.kept = undefined
     if (end === "complete") body.finish("complete", tap?.flush())
     else if (tap !== undefined) {
       tap.discard()
@@ -335,9 +312,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, BodySource {
   private endErrorBody(truncated: boolean): void {
     if (truncated) this.end()
     else this.stop()
-    const chunks = this.chunks ?? []
-    this.chunks = undefined
-    const bytes = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+    const bytes = this.kept?.bytes() ?? Buffer.alloc(0)
+    this.kept = undefined
     const { code, message } = parseErrorBody(bytes)
     const observation = Observation.Response({ status: this.status, headers: this.headers, errorCode: code, errorMessage: message })
     this.respond(observation, ResponseBody.replay(bytes))

@@ -100,6 +100,22 @@ describe("UndiciUpstream forwarding", { timeout: 10_000 }, () => {
     expect(await res.finished).toEqual({ promptTokens: 11, completionTokens: 22, end: "complete" })
   })
 
+  it("a JSON body over 1 MB passes through whole, its usage not parsed; one just under it is", async () => {
+    const usage = { prompt_tokens: 5, completion_tokens: 6, total_tokens: 11 }
+    const sized = (bytes: number) => {
+      const shell = JSON.stringify({ id: "x", pad: "", usage })
+      return JSON.stringify({ id: "x", pad: "p".repeat(bytes - shell.length), usage })
+    }
+    for (const [bytes, tokens] of [[1024 * 1024 + 1, undefined], [1024 * 1024, 5]] as const) {
+      const body = sized(bytes)
+      expect(body.length).toBe(bytes)
+      mock.reply({ kind: "raw", status: 200, body, headers: { "content-type": "application/json" } })
+      const res = httpResponse(await send(rt, backend(mock.port), request({ body: { model: "m" } })))
+      expect((await readAll(res)).text).toBe(body)
+      expect((await res.finished).promptTokens).toBe(tokens)
+    }
+  })
+
   it("reuses keep-alive connections: 10 sequential requests, at most 2 connections", async () => {
     for (let i = 0; i < 10; i++) {
       const res = httpResponse(await send(rt, backend(mock.port), request({ body: { model: "m", i } })))

@@ -6,6 +6,7 @@
  * `routing.max_continuations`, honouring cooldowns and rate windows like any attempt.
  */
 import { Data, Effect, Option } from "effect"
+import { cached } from "./TaggedEnum.js"
 import type { AttemptRecord, StreamBreakKind } from "./Attempt.js"
 import { runAttempt } from "./AttemptRunner.js"
 import type { Backend } from "./Backend.js"
@@ -50,7 +51,7 @@ export type ContinuationResult = Data.TaggedEnum<{
     readonly continuations: number
   }
 }>
-export const ContinuationResult = Data.taggedEnum<ContinuationResult>()
+export const ContinuationResult = cached(Data.taggedEnum<ContinuationResult>())
 
 /**
  * Emits the break, tries to continue, and emits what came of it (exactly one StreamContinuation

@@ -3,6 +3,7 @@
  * else switches on the class, never on status codes or message strings.
  */
 import { Data, Option } from "effect"
+import { cached } from "./TaggedEnum.js"
 import { type HeaderBag, retryHintMs } from "./RetryHint.js"
 
 /** What the upstream adapter observed, before any interpretation. */
@@ -24,7 +25,7 @@ export type Observation = Data.TaggedEnum<{
    */
   StreamError: { readonly kind: "rate_limited" | "server_error"; readonly code: string | undefined }
 }>
-export const Observation = Data.taggedEnum<Observation>()
+export const Observation = cached(Data.taggedEnum<Observation>())
 
 /** The closed set of meanings. Each names what routing does with it. */
 export type FailureClass = Data.TaggedEnum<{
@@ -43,7 +44,7 @@ export type FailureClass = Data.TaggedEnum<{
   /** Any other 4xx (and the odd non-retryable status): the caller's fault, returned as-is. */
   CallerFault: { readonly status: number }
 }>
-export const FailureClass = Data.taggedEnum<FailureClass>()
+export const FailureClass = cached(Data.taggedEnum<FailureClass>())
 
 /** The `outcome` label of `sidecar_upstream_attempts_total`. */
 export type OutcomeLabel = "success" | "rate_limited" | "server_error" | "timeout" | "connect_error" | "client_error"

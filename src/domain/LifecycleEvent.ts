@@ -3,6 +3,7 @@
  * logs and the simulator's timeline are all projections of this one stream.
  */
 import { Data } from "effect"
+import { cached } from "./TaggedEnum.js"
 import type { AttemptRecord, StreamBreakKind } from "./Attempt.js"
 import type { CooldownReason } from "./Cooldown.js"
 import type { Phase } from "./Phase.js"
@@ -63,7 +64,7 @@ export type LifecycleEvent = Data.TaggedEnum<{
     readonly costUsd: number
   }
 }>
-export const LifecycleEvent = Data.taggedEnum<LifecycleEvent>()
+export const LifecycleEvent = cached(Data.taggedEnum<LifecycleEvent>())
 
 /**
  * `continued`: a continuation committed and the answer streams on. `failed`: continuations were

@@ -3,6 +3,7 @@
  * refusal passed through to the client as-is (a caller-fault 4xx).
  */
 import { Data } from "effect"
+import { cached } from "./TaggedEnum.js"
 import type { AttemptRecord } from "./Attempt.js"
 import type { Backend } from "./Backend.js"
 import type { Phase } from "./Phase.js"
@@ -30,7 +31,7 @@ export type RequestOutcome = Data.TaggedEnum<{
     readonly startedAt: number
   }
 }>
-export const RequestOutcome = Data.taggedEnum<RequestOutcome>()
+export const RequestOutcome = cached(Data.taggedEnum<RequestOutcome>())
 
 export type Served = Data.TaggedEnum.Value<RequestOutcome, "Served">
 export type PassedThrough = Data.TaggedEnum.Value<RequestOutcome, "PassedThrough">

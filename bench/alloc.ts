@@ -11,6 +11,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Agent, request } from "undici"
+import { bundleMap, packageOf } from "./bundle-map.js"
 import { forkTs, freePort, killAll, sleep, spawnSidecar, waitHealthy } from "./children.js"
 import { sidecarYaml } from "./options.js"
 import { CLIENT_HEADERS, JSON_BODY, PATH } from "./protocol.js"
@@ -43,35 +44,16 @@ const drive = async (origin: string, n: number) => {
   await agent.close()
 }
 
-/** Which package (or Sidecar's own src/) a profile frame belongs to; bundle lines are mapped by its `// path` headers. */
-const classifier = (bundle: ReadonlyArray<string>) => {
-  const starts: Array<readonly [number, string]> = []
-  bundle.forEach((l, i) => {
-    if (l.startsWith("// node_modules/") || l.startsWith("// src/")) starts.push([i + 1, l.slice(3)])
-  })
-  const fileAt = (line: number) => {
-    let best = "?"
-    for (let lo = 0, hi = starts.length - 1; lo <= hi;) {
-      const mid = (lo + hi) >> 1
-      const [at, file] = starts[mid] as readonly [number, string]
-      if (at <= line) {
-        best = file
-        lo = mid + 1
-      } else hi = mid - 1
-    }
-    return best
+/** Which package (or Sidecar's own src/) a profile frame belongs to, and where. */
+const classifier = (fileAt: (line: number) => string) => (frame: HeapNode["callFrame"]): { module: string; where: string } => {
+  const { url, lineNumber } = frame
+  if (url === "") return { module: "(native)", where: "" }
+  if (url.startsWith("node:")) return { module: "node core", where: url }
+  if (url.endsWith("/dist/main.js")) {
+    const file = fileAt(lineNumber + 1)
+    return { module: packageOf(file) ?? "sidecar", where: `${file.replace(/^node_modules\//, "")}:${lineNumber + 1}` }
   }
-  const pkg = (path: string) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1]
-  return (frame: HeapNode["callFrame"]): { module: string; where: string } => {
-    const { url, lineNumber } = frame
-    if (url === "") return { module: "(native)", where: "" }
-    if (url.startsWith("node:")) return { module: "node core", where: url }
-    if (url.endsWith("/dist/main.js")) {
-      const file = fileAt(lineNumber + 1)
-      return { module: pkg(file) ?? "sidecar", where: `${file.replace(/^node_modules\//, "")}:${lineNumber + 1}` }
-    }
-    return { module: pkg(url) ?? url.replace(/^.*\/(bench|src)\//, "$1/"), where: `${url.replace(/^.*node_modules\//, "")}:${lineNumber + 1}` }
-  }
+  return { module: packageOf(url) ?? url.replace(/^.*\/(bench|src)\//, "$1/"), where: `${url.replace(/^.*node_modules\//, "")}:${lineNumber + 1}` }
 }
 
 const summarize = (profile: { head: HeapNode }, n: number, classify: ReturnType<typeof classifier>) => {
@@ -104,15 +86,9 @@ const main = async () => {
   let origin: string
   let pid: number | undefined
   if (raw) {
-    const { fork } = await import("node:child_process")
-    const child = fork(join(root, "bench", "raw-proxy.ts"), [`http://127.0.0.1:${mock.port}`, "bench-key"], {
-      cwd: root,
-      execArgv: ["--import", "tsx", ...sampler],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
-    const port = await new Promise<number>((ok) => child.on("message", (m: { port: number }) => ok(m.port)))
-    origin = `http://127.0.0.1:${port}`
-    pid = child.pid
+    const proxy = await forkTs(root, "raw-proxy.ts", [`http://127.0.0.1:${mock.port}`, "bench-key"], sampler)
+    origin = `http://127.0.0.1:${proxy.port}`
+    pid = proxy.child.pid
   } else {
     const port = await freePort()
     const config = join(dir, "sidecar.yaml")
@@ -129,8 +105,7 @@ const main = async () => {
   process.kill(pid as number, "SIGUSR2")
   for (let i = 0; i < 120 && !existsSync(out); i++) await sleep(500)
   await sleep(1000) // the file is written in one call; let it finish
-  const bundle = raw ? [] : readFileSync(join(root, "dist", "main.js"), "utf8").split("\n")
-  summarize(JSON.parse(readFileSync(out, "utf8")) as { head: HeapNode }, requests, classifier(bundle))
+  summarize(JSON.parse(readFileSync(out, "utf8")) as { head: HeapNode }, requests, classifier(bundleMap(join(root, "dist", "main.js"))))
   await killAll()
 }
 

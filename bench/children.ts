@@ -19,11 +19,16 @@ export const track = (c: ChildProcess): ChildProcess => {
   return c
 }
 
-/** Forks `bench/<file>` under the tsx loader and waits for its `ready` message (its port). */
-export const forkTs = (root: string, file: string, args: ReadonlyArray<string>): Promise<{ child: ChildProcess; port: number }> => {
+/** Forks `bench/<file>` under the tsx loader (plus `nodeArgs`) and waits for its `ready` message (its port). */
+export const forkTs = (
+  root: string,
+  file: string,
+  args: ReadonlyArray<string>,
+  nodeArgs: ReadonlyArray<string> = []
+): Promise<{ child: ChildProcess; port: number }> => {
   const child = track(fork(`${root}/bench/${file}`, [...args], {
     cwd: root,
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...nodeArgs],
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   }))
   return new Promise((resolve, reject) => {
@@ -66,7 +71,7 @@ export const waitHealthy = async (url: string, child: ChildProcess, timeoutMs: n
 }
 
 /** The node flags of package.json's `start` script (`node <flags> dist/main.js`). */
-const startFlags = (root: string): Array<string> => {
+export const startFlags = (root: string): Array<string> => {
   const scripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts
   const m = /node ((?:--\S+ )*)dist\/main\.js/.exec(scripts["start"] ?? "")
   return m?.[1]?.trim().split(/\s+/).filter((f) => f !== "") ?? []

@@ -3,6 +3,9 @@
  * the top functions by self time, and Sidecar's own functions by inclusive time.
  */
 import { readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { bundleMap, packageOf } from "./bundle-map.js"
 
 interface ProfileNode {
   readonly id: number
@@ -21,13 +24,18 @@ if (file === undefined) {
 }
 const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
 
-/** Sidecar's own files (run from src/ by tsx, or compiled with --entry); else the package, node core or native. */
-const group = (url: string, name: string): string => {
+/** The bundle's lines, mapped back to the file each came from (Effect is bundled with Sidecar's src/). */
+const fileAt = bundleMap(join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js"))
+
+/** Sidecar's own files (run from src/ by tsx, or bundled); else the package, node core or native. */
+const group = (url: string, name: string, line = 0): string => {
+  if (url.endsWith("/dist/main.js")) {
+    const file = fileAt(line + 1)
+    return packageOf(file) ?? `sidecar ${file}`
+  }
   if (url === "") return name.startsWith("(") ? name : "(native/builtin)"
   const dist = /\/node_modules\/\.cache\/[^/]+\/src\/(.*)$/.exec(url)
   if (dist !== null) return `sidecar src/${dist[1]}`
-  // The bundle `npm start` runs: its functions keep their names; the line is the bundle's.
-  if (url.endsWith("/dist/main.js")) return "sidecar src/(bundle) dist/main.js"
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)
   if (nm !== null) return nm[1] ?? "node_modules"
   if (url.startsWith("node:")) return "node core"
@@ -35,9 +43,10 @@ const group = (url: string, name: string): string => {
   return src !== null ? `sidecar src/${src[1]}` : url
 }
 /** The file a function is in, short: `effect/fiberRuntime.js`, `src/…`, `node:…`. */
-const where = (url: string, name: string): string => {
-  const g = group(url, name)
+const where = (url: string, name: string, line: number): string => {
+  const g = group(url, name, line)
   if (g.startsWith("sidecar src/") || g.startsWith("(")) return g
+  if (url.endsWith("/dist/main.js")) return fileAt(line + 1).replace(/^node_modules\//, "")
   const file = /([^/]+)$/.exec(url)?.[1] ?? url
   return url.startsWith("node:") ? url : `${g}/${file}`
 }
@@ -45,7 +54,7 @@ const where = (url: string, name: string): string => {
 const byId = new Map(profile.nodes.map((n) => [n.id, n]))
 const parent = new Map<number, number>()
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
-const key = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"} ${where(n.callFrame.url, n.callFrame.functionName)}:${n.callFrame.lineNumber + 1}`
+const key = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"} ${where(n.callFrame.url, n.callFrame.functionName, n.callFrame.lineNumber)}:${n.callFrame.lineNumber + 1}`
 
 const selfUs = new Map<number, number>()
 profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
@@ -61,7 +70,7 @@ for (const [id, us] of selfUs) {
   if (n === undefined) continue
   total += us
   if (n.callFrame.functionName === "(idle)") idle += us
-  const g = group(n.callFrame.url, n.callFrame.functionName)
+  const g = group(n.callFrame.url, n.callFrame.functionName, n.callFrame.lineNumber)
   groups.set(g.startsWith("sidecar src/") ? "sidecar src (all)" : g, (groups.get(g.startsWith("sidecar src/") ? "sidecar src (all)" : g) ?? 0) + us)
   selfFn.set(key(n), (selfFn.get(key(n)) ?? 0) + us)
   if (callersOf !== undefined && n.callFrame.functionName === callersOf) {

@@ -6,6 +6,7 @@ import { execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { startFlags } from "../../bench/children.js"
 import { MockUpstream } from "../fakes/MockUpstream.js"
 
 const root = join(import.meta.dirname, "..", "..")
@@ -21,17 +22,14 @@ const configFile = (yaml: string) => {
   return file
 }
 
-/** The `start` script: `node scripts/build.mjs && node <flags> dist/main.js`. */
-const startScript = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["start"] ?? ""
-const startFlags = (/&& node ((?:--\S+ )*)dist\/main\.js$/.exec(startScript)?.[1] ?? "").trim().split(/\s+/).filter((f) => f !== "")
-
 beforeAll(() => {
-  expect(startScript).toMatch(/^node scripts\/build\.mjs && node (--\S+ )*dist\/main\.js$/)
+  const start = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["start"]
+  expect(start).toMatch(/^node scripts\/build\.mjs && node (--\S+ )*dist\/main\.js$/)
   execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "inherit" })
 }, 60_000)
 
 const launch = (env: Record<string, string>) => {
-  const child = spawn(process.execPath, [...startFlags, "dist/main.js"], {
+  const child = spawn(process.execPath, [...startFlags(root), "dist/main.js"], {
     cwd: root,
     env: { PATH: process.env["PATH"] ?? "", SIDECAR_DB: join(mkdtempSync(join(tmpdir(), "sidecar-db-")), "sidecar.db"), ...env },
     stdio: ["ignore", "pipe", "pipe"]

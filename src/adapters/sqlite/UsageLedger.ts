@@ -6,7 +6,7 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import { Clock, Duration, Effect, Layer, Metric, Ref, type Scope } from "effect"
 import type { AttemptRecord } from "../../domain/Attempt.js"
 import { UsageLog, type UsageLogShape } from "../../domain/ports/UsageLog.js"
-import * as PendingBuffer from "../shared/PendingBuffer.js"
+import * as PendingBuffer from "./PendingBuffer.js"
 
 export interface LedgerOptions {
   /** Records waiting to be written; beyond this, new ones are dropped (and counted). */

@@ -1,7 +1,7 @@
-// The buffer behind the ledger's writer and the completion pump: order, capacity, and the writer's wake-up (it must never sleep on records).
+// The buffer behind the ledger's writer: order, capacity, and the writer's wake-up (it must never sleep on records).
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import * as PendingBuffer from "../../../src/adapters/shared/PendingBuffer.js"
+import * as PendingBuffer from "../../../src/adapters/sqlite/PendingBuffer.js"
 
 describe("PendingBuffer", () => {
   it.effect("keeps order across takes and refuses beyond capacity", () =>

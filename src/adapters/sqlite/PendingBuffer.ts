@@ -1,8 +1,8 @@
 /**
- * A buffer between the request path and one consumer fiber (the usage ledger's writer, the
- * completion pump): a plain array behind a latch. Handing over an item is a push and a flag check
- * (an Effect `Queue.offer` cost several effect steps and allocations per request, measured); the
- * consumer is woken only when the buffer goes from empty to not empty.
+ * The usage ledger's buffer between the request path and its writer fiber: a plain array behind a
+ * latch. Handing over a record is a push and a flag check (an Effect `Queue.offer` cost several
+ * effect steps and allocations per request, measured); the writer is woken only when the buffer
+ * goes from empty to not empty.
  */
 import { Effect } from "effect"
 

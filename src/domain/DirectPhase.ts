@@ -13,6 +13,7 @@ import { FleetStore } from "./ports/FleetStore.js"
 import { LifecycleEvents } from "./ports/LifecycleEvents.js"
 import type { RequestContext } from "./RequestContext.js"
 import type { RequestOutcome } from "./RequestOutcome.js"
+import { sleepUntil } from "./SleepUntil.js"
 
 /** The request's best pool: the first allowed pool with an enabled backend serving its model. */
 export const bestPool = (ctx: RequestContext) =>
@@ -70,7 +71,7 @@ const directRetries = (ctx: RequestContext, first: AttemptResult) =>
           pending = yield* fleet.pick({ model, pools: [r.ticket.backend.pool], exclude: new Set([...exclude, id]), mode: "direct" })
           if (Option.isNone(pending)) {
             yield* events.emit(LifecycleEvent.WaitIfShort({ requestId: ctx.request.id, backend: id, waitMs }))
-            yield* Effect.sleep(Math.max(0, waitMs))
+            yield* sleepUntil(r.coolingUntil)
             retry = id
           }
           break

@@ -13,6 +13,7 @@ import { FleetStore } from "./ports/FleetStore.js"
 import { LifecycleEvents } from "./ports/LifecycleEvents.js"
 import type { RequestContext } from "./RequestContext.js"
 import type { RequestOutcome } from "./RequestOutcome.js"
+import { sleepUntil } from "./SleepUntil.js"
 
 /** When the next try happens: after the interval, or when a cooldown of the pool ends first. */
 export const wakeAt = (now: number, intervalMs: number, nextFree: Option.Option<number>): number =>
@@ -34,7 +35,7 @@ export const primaryWait = (ctx: RequestContext, pool: string) =>
       for (let i = 0; i < policy.primaryWait.maxRetries; i++) {
         const now = yield* Clock.currentTimeMillis
         const next = yield* fleet.nextAvailableAt(model, [pool])
-        yield* Effect.sleep(wakeAt(now, policy.primaryWait.intervalMs, next) - now)
+        yield* sleepUntil(wakeAt(now, policy.primaryWait.intervalMs, next))
         const ticket = yield* fleet.pick({ model, pools: [pool], mode: "direct" })
         if (Option.isNone(ticket)) continue
         const r = yield* runAttempt(ctx, ticket.value, "primary_wait")

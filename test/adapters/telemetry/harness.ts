@@ -208,17 +208,6 @@ export const scenarioDeltas: Record<string, number> = {
   'sidecar_cost_usd_total{backend="p1",model="m1"}': 54e-6
 }
 
-/**
- * The scenario's deltas given how many 429s the upstream actually answered: on real time, a
- * Primary-Wait try on a loaded machine can find the 150 ms cooldown still running and skip an
- * attempt, so the 429 count is read off the mock rather than assumed (8 when nothing is skipped).
- */
-export const scenarioDeltasWith = (rateLimited: number): Record<string, number> => ({
-  ...scenarioDeltas,
-  'sidecar_upstream_attempts_total{backend="p1",outcome="rate_limited",pool="primary"}': rateLimited,
-  'sidecar_backend_cooldowns_total{backend="p1",pool="primary",reason="rate_limited"}': rateLimited
-})
-
 /** `name{k="v",…}` with labels sorted, the key used for both Prometheus and OTLP values. */
 export const seriesKey = (name: string, labels: Record<string, string>): string => {
   const keys = Object.keys(labels).sort()

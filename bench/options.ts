@@ -4,7 +4,7 @@
  */
 
 export const TARGETS = ["direct", "raw", "sidecar"] as const
-export const PHASES = ["sat", "rate", "sse", "gap", "hold"] as const
+export const PHASES = ["sat", "rate", "sse", "gap", "hold", "pair"] as const
 export type Phase = (typeof PHASES)[number]
 const LEVELS = ["trace", "debug", "info", "warn", "error", "off"]
 
@@ -49,7 +49,9 @@ export const USAGE = `npm run bench -- [flags]
   --sse-duration=4      SSE window seconds, --sse-concurrency=20 streams at once, --events=24, --sse-gap-ms=0
   --gap-ms=20           buffering check: events this far apart, --gap-streams=40 at --gap-concurrency=10
   --hold-streams=1000   RSS check: streams open at once (an event every --hold-gap-ms=500), held --hold-ms=3000
-  --only=LIST           targets (direct,raw,sidecar) and/or phases (sat,rate,sse,gap,hold)
+  --only=LIST           targets (direct,raw,sidecar) and/or phases (sat,rate,sse,gap,hold,pair)
+                        pair: with several Sidecars (--usage/--log-level both), saturates all of
+                        them at once, one wrk each, so that the machine's noise hits them alike
   --log-level=warn      Sidecar's logging.level; "both" runs a warn and an info Sidecar side by side
   --usage=on            "both" also runs a Sidecar with the usage ledger off, side by side
   --no-wrk              use the undici closed-loop generator even when wrk is installed

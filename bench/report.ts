@@ -4,9 +4,13 @@
  */
 import { type HoldResult, median, type RateResult, type SseResult } from "./protocol.js"
 
+export interface SatSample { readonly rps: number; readonly requests: number; readonly errors: number; readonly cpuUsPerReq: number }
+
 export interface RoundSample {
   readonly round: number
-  sat?: { readonly rps: number; readonly requests: number; readonly errors: number; readonly cpuUsPerReq: number }
+  sat?: SatSample
+  /** Saturation while every Sidecar variant is saturated at the same time (the "pair" phase). */
+  pair?: SatSample
   rate?: RateResult
   sse?: SseResult & { readonly cpuUsPerStream: number }
   gap?: SseResult
@@ -34,6 +38,9 @@ export interface Summary {
   readonly addedTtfbMs: number
   readonly eventDelayMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }
   readonly eventsMissing: number
+  /** Against the base Sidecar (warn, ledger on), both saturated at once: CPU/request and req/s. */
+  readonly pairCpuVsBase: number
+  readonly pairRpsVsBase: number
   readonly rssIdleMb: number
   readonly rssAt1000Mb: number
   readonly holding: number
@@ -42,17 +49,17 @@ export interface Summary {
 
 const byRound = (rounds: ReadonlyArray<RoundSample>, r: number) => rounds.find((s) => s.round === r)
 
-/** Median over rounds of f(target)/f(raw) (or minus, for `diff`), each pair from the same round. */
+/** Median over rounds of f(target)/f(other) (or minus, for `diff`), each pair from the same round. */
 const vsRaw = (
   mine: ReadonlyArray<RoundSample>,
-  raw: ReadonlyArray<RoundSample> | undefined,
+  other: ReadonlyArray<RoundSample> | undefined,
   f: (s: RoundSample) => number | undefined,
   diff = false
 ): number => {
-  if (raw === undefined) return NaN
+  if (other === undefined) return NaN
   return median(mine.map((s) => {
     const a = f(s)
-    const rs = byRound(raw, s.round)
+    const rs = byRound(other, s.round)
     const b = rs === undefined ? undefined : f(rs)
     if (a === undefined || b === undefined) return NaN
     return diff ? a - b : a / b
@@ -69,14 +76,15 @@ export const summarize = (
   rounds: ReadonlyArray<RoundSample>,
   raw: ReadonlyArray<RoundSample> | undefined,
   hold: HoldSample | undefined,
-  expectedEvents: number
+  expectedEvents: number,
+  base?: ReadonlyArray<RoundSample>
 ): Summary => {
   const ms = (us: number | undefined) => (us === undefined ? undefined : us / 1000)
   const gapStreams = rounds.reduce((a, s) => a + (s.gap?.streams ?? 0), 0)
   const gapEvents = rounds.reduce((a, s) => a + (s.gap?.eventsSeen ?? 0), 0)
   const errors = rounds.reduce((a, s) =>
     a + (s.sat?.errors ?? 0) + (s.rate?.errors ?? 0) + (s.sse?.errors ?? 0) + (s.sse?.incomplete ?? 0) +
-    (s.gap?.errors ?? 0) + (s.gap?.incomplete ?? 0), 0) + (hold === undefined ? 0 : hold.result.errors)
+    (s.gap?.errors ?? 0) + (s.gap?.incomplete ?? 0) + (s.pair?.errors ?? 0), 0) + (hold === undefined ? 0 : hold.result.errors)
   return {
     target,
     rps: med(rounds, (s) => s.sat?.rps),
@@ -102,6 +110,8 @@ export const summarize = (
       max: maxOf(rounds, (s) => ms(s.gap?.eventDelayUs?.max))
     },
     eventsMissing: gapStreams * expectedEvents - gapEvents,
+    pairCpuVsBase: vsRaw(rounds, base, (s) => s.pair?.cpuUsPerReq),
+    pairRpsVsBase: vsRaw(rounds, base, (s) => s.pair?.rps),
     rssIdleMb: hold?.rssIdleMb ?? NaN,
     rssAt1000Mb: hold?.rssPeakMb ?? NaN,
     holding: hold?.holding ?? NaN,
@@ -133,6 +143,8 @@ export const table = (rows: ReadonlyArray<Summary>, opts: { connections: number;
     ["  added TTFB vs raw ms", (s) => f(s.addedTtfbMs, 3)],
     ["  event delay p50 / p90 ms", (s) => `${f(s.eventDelayMs.p50, 2)} / ${f(s.eventDelayMs.p90, 2)}`],
     ["  event delay p99 / max ms", (s) => `${f(s.eventDelayMs.p99, 2)} / ${f(s.eventDelayMs.max, 1)}`],
+    ["all Sidecars at once: CPU vs sidecar", (s) => ratio(s.pairCpuVsBase)],
+    ["  throughput vs sidecar", (s) => ratio(s.pairRpsVsBase)],
     ["RSS idle MB", (s) => f(s.rssIdleMb, 1)],
     [`RSS @ ${opts.holdStreams} open streams MB`, (s) => f(s.rssAt1000Mb, 1)],
     ["  streams held at once", (s) => f(s.holding)],
@@ -170,6 +182,25 @@ export const checks = (s: Summary, holdStreams: number, gapMs: number): Array<Ch
     c(`RSS ≤ 200 MB holding ${holdStreams} open streams`, [s.rssAt1000Mb], () => s.rssAt1000Mb <= 200 && s.holding >= holdStreams,
       `${f(s.rssAt1000Mb, 1)} MB with ${f(s.holding)} streams open`)
   ]
+}
+
+/**
+ * What info logging (issue 5) and the usage ledger (issue 4) cost, from the "pair" phase: at most
+ * 5% more CPU per request and 5% less throughput. The base Sidecar logs at warn with the ledger on,
+ * so the info Sidecar's ratios are logging's cost, and the ledger's cost is the inverse of the
+ * ledger-off Sidecar's ratios.
+ */
+export const overheadChecks = (s: Summary): Array<Check> => {
+  const known = Number.isFinite(s.pairCpuVsBase) && Number.isFinite(s.pairRpsVsBase)
+  const check = (name: string, cpu: number, rps: number): Check => ({
+    target: s.target,
+    name,
+    met: known ? cpu <= 1.05 && rps >= 0.95 : undefined,
+    detail: `CPU/request ${ratio(cpu)}, throughput ${ratio(rps)} (run at once, medians of same-round ratios)`
+  })
+  if (s.target.endsWith("-nousage")) return [check("the usage ledger costs ≤ 5% (sidecar vs this one)", 1 / s.pairCpuVsBase, 1 / s.pairRpsVsBase)]
+  if (s.target.startsWith("sidecar-")) return [check("info logging costs ≤ 5% (this one vs sidecar at warn)", s.pairCpuVsBase, s.pairRpsVsBase)]
+  return []
 }
 
 export const printChecks = (list: ReadonlyArray<Check>): string =>

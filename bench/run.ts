@@ -13,7 +13,7 @@ import { ask, forkTs, freePort, killAll, killAllNow, sleep, spawnSidecar, waitEx
 import { type Options, parseOptions, type Phase, sidecarYaml } from "./options.js"
 import { clockTicks, cpuWindow, rssMb, rssSampler } from "./procstat.js"
 import { CLIENT_HEADERS, type ClosedResult, type HoldResult, JSON_BODY, PATH, type RateResult, type SseResult } from "./protocol.js"
-import { checks, type HoldSample, printChecks, type RoundSample, summarize, table } from "./report.js"
+import { checks, type HoldSample, overheadChecks, printChecks, type RoundSample, type SatSample, summarize, table } from "./report.js"
 import { findWrk, runWrk, writeWrkScript } from "./wrk.js"
 
 interface Target { readonly name: string; readonly origin: string; readonly pid: number | undefined; readonly child?: ChildProcess }
@@ -80,7 +80,7 @@ const main = async (opts: Options) => {
     if (s.streams !== 1 || s.incomplete !== 0 || s.eventsSeen !== opts.events) throw new Error(`${t.name}: sanity stream failed ${JSON.stringify(s)}`)
   }
 
-  const sat = async (t: Target, durationMs: number): Promise<NonNullable<RoundSample["sat"]>> => {
+  const sat = async (t: Target, durationMs: number): Promise<SatSample> => {
     const cpu = cpuWindow(t.pid)
     const r: ClosedResult = wrk === undefined
       ? await ask<ClosedResult>(load, { kind: "closed", origin: t.origin, connections: opts.connections, durationMs }, durationMs + 30_000)
@@ -128,15 +128,36 @@ const main = async (opts: Options) => {
         return `${r.streams} streams, TTFB p50 ${(r.ttfbUs.p50 / 1000).toFixed(3)} ms, event delay p99 ${((r.eventDelayUs?.p99 ?? NaN) / 1000).toFixed(2)} ms`
       }
       case "hold":
+      case "pair":
         return ""
     }
+  }
+
+  // Every Sidecar variant saturated at once, one wrk each: the shared machine's noise hits them
+  // alike, so their ratios show a few percent that separate windows cannot (issues 4 and 5).
+  const sidecars = targets.filter((t) => t.name.startsWith("sidecar"))
+  const pairing = opts.phases.has("pair") && sidecars.length > 1 && sidecars[0]?.name === "sidecar"
+  if (opts.phases.has("pair") && sidecars.length > 1 && !pairing) say("pair phase skipped: it needs the base Sidecar (logging at warn) among them")
+  if (pairing && wrk === undefined) throw new Error("the pair phase needs wrk (one generator per Sidecar)")
+  const pair = async (round: number, rows: Map<string, RoundSample>) => {
+    // Started in a rotating order, as the sequential phases are: no variant always gets the head start.
+    const order = sidecars.map((_, i) => sidecars[(i + round) % sidecars.length] as Target)
+    const results = await Promise.all(order.map((t) => sat(t, opts.durationMs)))
+    order.forEach((t, i) => {
+      const r = results[i] as SatSample
+      const row = rows.get(t.name)
+      if (row !== undefined) row.pair = r
+      say(`round ${round + 1}/${opts.rounds} pair ${t.name.padEnd(12)} ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req, ${r.errors} errors`)
+    })
   }
 
   const phases = (["sat", "rate", "sse", "gap"] as const).filter((p) => opts.phases.has(p))
   const samples = new Map<string, Array<RoundSample>>(targets.map((t) => [t.name, []]))
   if (opts.warmupMs > 0) {
+    // The pair phase saturates too: warm up with saturation even when it alone was asked for.
+    const warm = phases.includes("sat") || !opts.phases.has("pair") ? phases : ["sat" as const, ...phases]
     for (const t of targets) {
-      for (const p of phases) if (p !== "gap") say(`warm-up ${t.name} ${p}: ${await run(t, p, undefined, opts.warmupMs / opts.durationMs)}`)
+      for (const p of warm) if (p !== "gap") say(`warm-up ${t.name} ${p}: ${await run(t, p, undefined, opts.warmupMs / opts.durationMs)}`)
     }
   }
   // RSS while holding N slow streams: after the warm-up, before the rounds' saturation inflates the heap.
@@ -166,14 +187,16 @@ const main = async (opts: Options) => {
         await sleep(250)
       }
     }
+    if (pairing) await pair(round, rows)
     for (const [name, row] of rows) samples.get(name)?.push(row)
   }
 
   const raw = samples.get("raw")
-  const summaries = targets.map((t) => summarize(t.name, samples.get(t.name) ?? [], raw, holds.get(t.name), opts.events))
+  const summaries = targets.map((t) => summarize(t.name, samples.get(t.name) ?? [], raw, holds.get(t.name), opts.events, samples.get("sidecar")))
   const tableText = table(summaries, { connections: opts.connections, rate: opts.rate, holdStreams: opts.holdStreams, gapMs: opts.gapMs })
   const perRound = targets.map((t) => `  ${t.name}: ${(samples.get(t.name) ?? []).map((s) => s.sat?.rps.toFixed(0) ?? "-").join(" / ")}`).join("\n")
-  const checkList = summaries.filter((s) => s.target.startsWith("sidecar")).flatMap((s) => checks(s, opts.holdStreams, opts.gapMs))
+  const checkList = summaries.filter((s) => s.target.startsWith("sidecar"))
+    .flatMap((s) => [...checks(s, opts.holdStreams, opts.gapMs), ...(pairing ? overheadChecks(s) : [])])
   say(`\n=== Sidecar bench: ${opts.rounds} rounds, medians (ratios: median of same-round ratios vs raw); load average ${loadBefore} → ${load1()} ===\n`)
   say(tableText)
   say(`\nreq/s per round @ c=${opts.connections}:\n${perRound}`)

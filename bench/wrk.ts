@@ -59,7 +59,8 @@ export const runWrk = (wrk: string, script: string, origin: string, connections:
     child.stdout?.on("data", (d: Buffer) => (out += d.toString()))
     child.stderr?.on("data", (d: Buffer) => (out += d.toString()))
     const timer = setTimeout(() => child.kill("SIGKILL"), durationMs + 15_000)
-    child.once("exit", (code) => {
+    // "close", not "exit": exit can come before the last of stdout has been read.
+    child.once("close", (code) => {
       clearTimeout(timer)
       if (code !== 0) return reject(new Error(`wrk exited with ${code}:\n${out}`))
       try {

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/alloc.ts [requests=4000] [--stream] [--raw]` (ALLOC_TOP=n functions): bytes allocated per proxied request,
+ * `npx tsx bench/alloc.ts [requests=4000] [--stream] [--raw] [--survivors]` (ALLOC_TOP=n functions): bytes allocated per proxied request,
  * by module and by function, from V8's sampling heap profiler in a Sidecar started as `npm start`
  * runs it (or in the raw passthrough, with --raw). Unlike CPU time on this shared machine,
  * allocation per request is stable from run to run (±2%), so it shows what a change costs; and
@@ -27,6 +27,8 @@ const args = process.argv.slice(2)
 const requests = Number(args.find((a) => !a.startsWith("--")) ?? 4000)
 const stream = args.includes("--stream")
 const raw = args.includes("--raw")
+/** Only what survived a scavenge (promoted, or alive at the end): the young objects that cost GC time. */
+const survivors = args.includes("--survivors")
 const body = stream ? JSON.stringify({ ...(JSON.parse(JSON_BODY) as object), stream: true }) : JSON_BODY
 
 /** Closed loop: `n` requests over 50 keep-alive connections, each body read to its end. */
@@ -71,7 +73,7 @@ const summarize = (profile: { head: HeapNode }, n: number, classify: ReturnType<
   walk(profile.head)
   const rows = (m: Map<string, number>, k: number) =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([key, bytes]) => `  ${(bytes / n).toFixed(0).padStart(7)} B  ${key}`).join("\n")
-  console.log(`allocated per request: ${(total / n).toFixed(0)} B (${n} ${stream ? "streamed" : "JSON"} requests after a warm-up)`)
+  console.log(`${survivors ? "surviving a scavenge" : "allocated"} per request: ${(total / n).toFixed(0)} B (${n} ${stream ? "streamed" : "JSON"} requests after a warm-up)`)
   console.log(`by module:\n${rows(byModule, 8)}`)
   console.log(`top functions (self):\n${rows(byFunction, Number(process.env["ALLOC_TOP"] ?? 25))}`)
 }
@@ -81,6 +83,7 @@ const main = async () => {
   const dir = mkdtempSync(join(tmpdir(), "sidecar-alloc-"))
   const out = join(dir, "heap.json")
   process.env["HEAP_OUT"] = out
+  if (survivors) process.env["HEAP_SURVIVORS"] = "1"
   const sampler = ["--import", join(root, "bench", "heap-sampler.mjs")]
   const mock = await forkTs(root, "mock-upstream.ts", [])
   let origin: string

@@ -1,6 +1,8 @@
 // Preloaded into a process by bench/alloc.ts (node --import): the first SIGUSR2 starts V8's
 // sampling heap profiler, counting objects the GC already collected too (so it sees garbage, the
-// cost of a request); the second writes the profile to $HEAP_OUT.
+// cost of a request); the second writes the profile to $HEAP_OUT. With HEAP_SURVIVORS=1, objects
+// that died young (collected by a scavenge) are left out: what remains survived a scavenge, was
+// copied or promoted, and is what makes scavenges slow.
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
 
@@ -14,7 +16,7 @@ process.on("SIGUSR2", () => {
       session.post("HeapProfiler.startSampling", {
         samplingInterval: 512,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true
+        includeObjectsCollectedByMinorGC: process.env.HEAP_SURVIVORS !== "1"
       }))
     return
   }

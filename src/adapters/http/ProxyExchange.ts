@@ -4,7 +4,7 @@
  * The client leaving interrupts the fiber (before the commit) or destroys the body (after it),
  * which aborts the upstream request either way.
  */
-import { Cause, Effect, Exit, type Fiber, FiberRef, Option, Runtime } from "effect"
+import { Cause, Effect, Exit, type Fiber, FiberRef, Option, Runtime, type Tracer } from "effect"
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
 import * as Lifecycle from "../../domain/Lifecycle.js"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
@@ -100,7 +100,11 @@ export const runExchange = (
     runner.complete(extra === undefined ? event : Effect.zipRight(extra, event), onDone)
   }
 
-  const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request)))
+  /** The request's span when tracing is on: a continuation's attempts are its children too. */
+  let span: Tracer.AnySpan | undefined
+  const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request, (s) => {
+    span = s
+  })))
   let committed = false
   const onClientGone = () => {
     if (!committed) fiber.unsafeInterruptAsFork(fiber.id())
@@ -145,7 +149,7 @@ export const runExchange = (
       if (!response.body.destroyed) response.body.destroy()
     })
     response.body.pipe(res)
-    const served = o._tag === "Served" ? new ServedStream(runner, request, o, response.body) : undefined
+    const served = o._tag === "Served" ? new ServedStream(runner, request, o, response.body, span) : undefined
     void response.finished.then((report: BodyReport) => {
       const end = () =>
         complete(

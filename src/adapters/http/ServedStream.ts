@@ -4,7 +4,7 @@
  * attempt's usage is settled when its part of the body ends; the break and what came of it are
  * the domain's `continueStream`.
  */
-import { Effect, Exit, type Fiber, Option } from "effect"
+import { Effect, Exit, type Fiber, Option, type Tracer } from "effect"
 import type { AttemptRecord, StreamBreakKind } from "../../domain/Attempt.js"
 import type { Backend } from "../../domain/Backend.js"
 import * as Continuation from "../../domain/Continuation.js"
@@ -48,7 +48,9 @@ export class ServedStream {
     private readonly runner: ExchangeRunner,
     private readonly request: HttpProxyRequest,
     private readonly served: Served,
-    body: unknown
+    body: unknown,
+    /** The request's span (tracing on): continuation attempts are its children, as the others are. */
+    private readonly requestSpan?: Tracer.AnySpan
   ) {
     this.current = { record: served.record, backend: served.served }
     if (body instanceof ResponseBody) body.onBreak = (brk) => this.whenIdle(() => this.onBreak(body, brk))
@@ -88,7 +90,7 @@ export class ServedStream {
       this.settle(broken, brk.promptTokens, brk.completionTokens, brk.kind),
       this.search(broken.backend, brk.kind, Option.fromNullable(continuationRequest(this.request, body)))
     )
-    fiber = this.runner.fork(program)
+    fiber = this.runner.fork(this.requestSpan === undefined ? program : Effect.withParentSpan(program, this.requestSpan))
     fiber.addObserver((exit) => {
       if (Exit.isSuccess(exit)) {
         const r = exit.value

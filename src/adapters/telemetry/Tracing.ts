@@ -14,7 +14,7 @@ import {
   type Sampler,
   TraceIdRatioBasedSampler
 } from "@opentelemetry/sdk-trace-base"
-import { Effect, FiberRef, Layer, Runtime, type Tracer } from "effect"
+import { Effect, FiberRef, Layer, Option, Runtime, type Tracer } from "effect"
 import type { RequestOutcome } from "../../domain/RequestOutcome.js"
 import type { HeaderMap } from "../upstream/HttpExchange.js"
 import type { OtlpTracesSettings, ResourceSettings } from "./OtelEnv.js"
@@ -52,14 +52,18 @@ export interface TracedRequest {
 /**
  * Runs the lifecycle of one request inside its span ("sidecar.request", kind server), continuing
  * the client's trace. Costs one FiberRef read when tracing is off. Sidecar's own context is never
- * sent upstream: the upstream adapter forwards the client's headers only.
+ * sent upstream: the upstream adapter forwards the client's headers only. `onSpan` receives the
+ * span, for the attempts that outlive the lifecycle (continuations of a broken stream).
  */
-export const withRequestSpan = (request: TracedRequest) =>
+export const withRequestSpan = (request: TracedRequest, onSpan?: (span: Tracer.Span) => void) =>
 <E extends { readonly _tag: string }, R>(self: Effect.Effect<RequestOutcome, E, R>): Effect.Effect<RequestOutcome, E, R> =>
   Effect.flatMap(FiberRef.get(FiberRef.currentTracerEnabled), (enabled) => {
     if (!enabled) return self
     const parent = clientParent(request.headers)
-    const traced = self.pipe(
+    const spanned = onSpan === undefined
+      ? self
+      : Effect.zipRight(Effect.map(Effect.option(Effect.currentSpan), Option.map(onSpan)), self)
+    const traced = spanned.pipe(
       Effect.tap((o) =>
         Effect.annotateCurrentSpan({
           phase: o.phase,

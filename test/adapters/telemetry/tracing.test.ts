@@ -9,7 +9,7 @@ import type { HttpProxyRequest, HttpUpstreamResponse } from "../../../src/adapte
 import * as Lifecycle from "../../../src/domain/Lifecycle.js"
 import type { RequestOutcome } from "../../../src/domain/RequestOutcome.js"
 import { coreLayer } from "../../../src/app/MainLayer.js"
-import { MockUpstream } from "../../fakes/MockUpstream.js"
+import { chunk, MockUpstream, sse, usageChunk } from "../../fakes/MockUpstream.js"
 import { completion, configContext, decodeConfig, OtlpReceiver, post, startSidecar } from "./harness.js"
 import { attributes } from "./series.js"
 
@@ -114,6 +114,44 @@ describe("tracing", () => {
     expect(requests).toHaveLength(2)
     expect(requests[1]).toMatchObject({ traceId: TRACE_ID, parentSpanId: CLIENT_SPAN })
     expect(attempts.map((x) => x.parentSpanId)).toEqual([requests[0]!.spanId, requests[0]!.spanId, requests[1]!.spanId])
+  })
+
+  it("a stream cut after its commit point and continued: the continuation's attempt is a child of the request span too", async () => {
+    const collector = await OtlpReceiver.start()
+    const m = await MockUpstream.start({ kind: "json", body: completion })
+    cleanup.push(() => collector.close(), () => m.close())
+    const role = { id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] }
+    m.reply(
+      { kind: "sse", events: [sse(role), sse(chunk("Hello")), sse(chunk(" wor"))], cutAfter: 3, end: "cut" },
+      { kind: "sse", events: [sse(role), sse(chunk("ld")), sse(usageChunk(5, 3))] }
+    )
+    const config = {
+      logging: { level: "off" },
+      backends: [{ id: "a", pool: "primary", base_url: `${m.url}/v1`, api_key: "sk-a-secret", prefill_continuation: true }]
+    }
+    const s = await startSidecar(config, {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${collector.url}/v1/traces`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_BSP_SCHEDULE_DELAY: "20"
+    })
+    cleanup.push(s.stop)
+    const res = await fetch(`${s.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", traceparent: TRACEPARENT },
+      body: JSON.stringify({ model: "m1", stream: true, messages: [{ role: "user", content: "hi" }] })
+    })
+    const text = await res.text()
+    expect(text).toContain("[DONE]")
+    expect(m.requests).toHaveLength(2)
+    await s.stop() // flushes the spans
+
+    const requests = spansOf(collector).filter((x) => x.name === "sidecar.request")
+    expect(requests.map((x) => [x.traceId, x.parentSpanId])).toEqual([[TRACE_ID, CLIENT_SPAN]])
+    const attempts = spansOf(collector).filter((x) => x.name === "sidecar.attempt")
+    expect(attempts.map((x) => [x.traceId, x.parentSpanId, attrs(x)["attempt"]])).toEqual([
+      [TRACE_ID, requests[0]!.spanId, "1"],
+      [TRACE_ID, requests[0]!.spanId, "2"]
+    ])
   })
 
   it("off: spans are no-ops, the tracer is never called, withRequestSpan adds no span", async () => {

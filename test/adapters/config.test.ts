@@ -38,6 +38,7 @@ describe("config defaults", () => {
     const c = ok("")
     expect(c.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 10485760, shutdownGraceMs: 10000 })
     expect(c.storage.sqlite).toBe("./data/sidecar.db")
+    expect(c.storage.usageRetentionDays).toBe(90)
     expect(c.security.adminToken).toBeUndefined()
     expect(c.security.proxyKeys).toEqual([])
     expect(c.logging.level).toBe("info")
@@ -194,6 +195,8 @@ describe("invalid configs name the field", () => {
     ["unknown top-level key", "sever: { port: 1 }", {}, /^sever: unknown key/],
     ["wrong type for cooldown.base_ms", "cooldown: { base_ms: 5s }", {}, /^cooldown\.base_ms: expected a number, got "5s"$/],
     ["port out of range", "server: { port: 70000 }", {}, /^server\.port: .*1 and 65535.*70000/],
+    ["negative usage retention", "storage: { usage_retention_days: -1 }", {}, /^storage\.usage_retention_days: .*-1/],
+    ["fractional usage retention", "storage: { usage_retention_days: 1.5 }", {}, /^storage\.usage_retention_days: .*1\.5/],
     ["bad log level", "logging: { level: verbose }", {}, /^logging\.level: must be one of: trace, debug, info, warn, error, fatal, off, got "verbose"$/],
     ["bad SIDECAR_PORT", "", { SIDECAR_PORT: "80a" }, /^SIDECAR_PORT: must be an integer between 1 and 65535, got "80a"$/],
     ["SIDECAR_PORT out of range", "", { SIDECAR_PORT: "0" }, /^SIDECAR_PORT: /],

@@ -29,7 +29,9 @@ export class ServerConfig extends Schema.Class<ServerConfig>("ServerConfig")({
 export class StorageConfig extends Schema.Class<StorageConfig>("StorageConfig")({
   sqlite: withDefault(NonBlank, "./data/sidecar.db"),
   /** false: no per-attempt usage rows are written (metrics still count tokens and cost). */
-  usageLedger: withDefault(Schema.Boolean, true).pipe(Schema.fromKey("usage_ledger"))
+  usageLedger: withDefault(Schema.Boolean, true).pipe(Schema.fromKey("usage_ledger")),
+  /** Usage rows older than this many days are deleted (hourly, off the request path); 0 keeps every row. */
+  usageRetentionDays: withDefault(NonNegInt, 90).pipe(Schema.fromKey("usage_retention_days"))
 }) {}
 
 /** A secret string; its value never appears in an error message (see ConfigFile's sanitizing). */

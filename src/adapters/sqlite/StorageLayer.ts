@@ -22,6 +22,7 @@ import * as Database from "./Database.js"
 import * as KeyCheck from "./KeyCheck.js"
 import * as UsageLedger from "./UsageLedger.js"
 import * as UsageReportsSqlite from "./UsageReportsSqlite.js"
+import * as UsageRetention from "./UsageRetention.js"
 
 /** Why storage did not start. Each message names what to fix; none contains a key. */
 export type StorageStartupError =
@@ -39,6 +40,8 @@ export interface StorageOptions {
   /** Where SIDECAR_MASTER_KEY is read from. */
   readonly env: Env
   readonly ledger?: UsageLedger.LedgerOptions
+  /** When and how usage rows are pruned (default: `storage.usage_retention_days`, hourly). */
+  readonly retention?: UsageRetention.RetentionOptions
   /** How often cooldown changes are written (default 1 s). */
   readonly cooldownSnapshot?: Duration.DurationInput
 }
@@ -51,8 +54,8 @@ const sqlReason = (e: SqlError.SqlError) => {
 /**
  * Opens everything in the current scope, in order: database (migrated), master key, check value,
  * backends (config upserted, stored keys decrypted, published to the FleetStore), cooldowns
- * restored, then the background writers. Closing the scope stops the writers, writes the last
- * cooldown snapshot, drains the usage queue, then closes the database.
+ * restored, then the background writers and the usage pruner. Closing the scope stops them,
+ * writes the last cooldown snapshot, drains the usage queue, then closes the database.
  */
 export const make = (options: StorageOptions): Effect.Effect<
   Context.Context<StorageServices>,
@@ -82,6 +85,7 @@ export const make = (options: StorageOptions): Effect.Effect<
       const usage = config.storage.usageLedger
         ? yield* UsageLedger.make(options.ledger ?? UsageLedger.defaultOptions)
         : UsageLog.of({ record: () => Effect.void })
+      yield* UsageRetention.start(options.retention ?? UsageRetention.defaultOptions(config.storage.usageRetentionDays))
       const reports = yield* UsageReportsSqlite.make
       return { registry, reports, usage }
     }).pipe(

@@ -2,6 +2,8 @@
 // its exit code and stderr for invalid configs, and a graceful SIGTERM that lets an in-flight
 // request finish before exiting 0.
 import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+// @ts-expect-error better-sqlite3 ships no types; the test only needs prepare/get/close.
+import Database from "better-sqlite3"
 import { execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -82,9 +84,11 @@ describe("the sidecar process", () => {
     const m = await MockUpstream.start({ kind: "json", body: { ok: true }, delayMs: 800 })
     cleanups.push(() => m.close())
     const port = 20_000 + Math.floor(Math.random() * 20_000)
+    const db = join(mkdtempSync(join(tmpdir(), "sidecar-db-")), "sidecar.db")
     const q = launch({
       SIDECAR_CONFIG: configFile(`backends:\n  - { id: p1, pool: primary, base_url: "${m.url}/v1", api_key: sk-e2e-secret-key }\n`),
-      SIDECAR_PORT: String(port)
+      SIDECAR_PORT: String(port),
+      SIDECAR_DB: db
     })
     await waitFor(() => q.out().includes("listening"), 15_000)
     const inFlight = fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "m" }) })
@@ -103,5 +107,10 @@ describe("the sidecar process", () => {
     // Every line is JSON, and the key never appears in the logs.
     for (const line of q.out().trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
     expect(q.out() + q.err()).not.toContain("sk-e2e-secret-key")
+    // The request's usage row was written, by the ledger's writer thread (which runs in the bundle).
+    expect(q.out()).not.toContain("usage writer thread failed")
+    const file = new Database(db, { readonly: true }) as { prepare(s: string): { get(): { n: number } }; close(): void }
+    expect(file.prepare("SELECT count(*) AS n FROM usage").get().n).toBe(1)
+    file.close()
   }, 30_000)
 })

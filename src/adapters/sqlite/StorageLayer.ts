@@ -83,7 +83,7 @@ export const make = (options: StorageOptions): Effect.Effect<
       })
       yield* CooldownPersistence.start({ interval: options.cooldownSnapshot ?? "1 second" })
       const usage = config.storage.usageLedger
-        ? yield* UsageLedger.make(options.ledger ?? UsageLedger.defaultOptions)
+        ? yield* UsageLedger.make(options.ledger ?? UsageLedger.defaultOptions, Database.isMemory(database) ? undefined : database)
         : UsageLog.of({ record: () => Effect.void })
       yield* UsageRetention.start(options.retention ?? UsageRetention.defaultOptions(config.storage.usageRetentionDays))
       const reports = yield* UsageReportsSqlite.make

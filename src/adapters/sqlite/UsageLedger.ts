@@ -6,7 +6,9 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import { Clock, Duration, Effect, Layer, Metric, Ref, type Scope } from "effect"
 import type { AttemptRecord } from "../../domain/Attempt.js"
 import { UsageLog, type UsageLogShape } from "../../domain/ports/UsageLog.js"
+import { BUSY_TIMEOUT_MS } from "./Database.js"
 import * as PendingBuffer from "./PendingBuffer.js"
+import * as WriterThread from "./UsageWriterThread.js"
 
 export interface LedgerOptions {
   /** Records waiting to be written; beyond this, new ones are dropped (and counted). */
@@ -29,11 +31,8 @@ export const usageDropped = Metric.counter("sidecar_usage_dropped", {
   incremental: true
 })
 
-/** A bound parameter value (better-sqlite3 binds these as INTEGER/REAL, TEXT or NULL). */
-type Param = number | string | null
-
 /** The `usage` columns in statement order, each with how it is read off a record (undefined → NULL). */
-const COLUMNS: ReadonlyArray<readonly [string, (r: AttemptRecord) => Param]> = [
+const COLUMNS: ReadonlyArray<readonly [string, (r: AttemptRecord) => WriterThread.Param]> = [
   ["at", (r) => r.at],
   ["request_id", (r) => r.requestId],
   ["backend", (r) => r.backend],
@@ -69,43 +68,84 @@ const INSERTS: ReadonlyMap<number, string> = new Map(CHUNK_SIZES.map((n) => {
   return [n, `INSERT INTO usage (${COLUMNS.map(([c]) => c).join(",")}) VALUES ${Array(n).fill(tuple).join(",")}`]
 }))
 
-/** Splits the records into chunk-sized INSERTs with their flattened parameters. */
-const statements = (records: ReadonlyArray<AttemptRecord>): Array<readonly [string, Array<Param>]> => {
-  const out: Array<readonly [string, Array<Param>]> = []
+/** Splits the records into chunk-sized groups of flattened parameters, largest first. */
+const chunks = (records: ReadonlyArray<AttemptRecord>): Array<WriterThread.Chunk> => {
+  const out: Array<WriterThread.Chunk> = []
   let i = 0
   for (const size of CHUNK_SIZES) {
     for (; records.length - i >= size; i += size) {
-      const params: Array<Param> = []
+      const params: Array<WriterThread.Param> = []
       for (let j = i; j < i + size; j++) {
         const r = records[j]!
         for (const [, read] of COLUMNS) params.push(read(r))
       }
-      out.push([INSERTS.get(size)!, params])
+      out.push([size, params])
     }
   }
   return out
 }
 
-/** Writes the records in one transaction. Uninterruptible: never stops between BEGIN and COMMIT. */
+/**
+ * Writes the records in one transaction on this thread's connection. Uninterruptible: never
+ * stops between BEGIN and COMMIT.
+ */
 export const insertRecords = (
   sql: SqlClient.SqlClient,
   records: ReadonlyArray<AttemptRecord>
 ): Effect.Effect<void, SqlError.SqlError> =>
   records.length === 0 ? Effect.void : sql.withTransaction(
-    Effect.forEach(statements(records), ([text, params]) => sql.unsafe(text, params), { discard: true })
+    Effect.forEach(chunks(records), ([size, params]) => sql.unsafe(INSERTS.get(size)!, params), { discard: true })
   ).pipe(Effect.uninterruptible)
+
+/**
+ * Writes the records in one transaction on the writer thread; if the thread is gone or its
+ * transaction failed (rolled back), on this thread instead, so no row is lost. Uninterruptible.
+ */
+const insertOnThread = (
+  thread: WriterThread.UsageWriterThread,
+  sql: SqlClient.SqlClient,
+  records: ReadonlyArray<AttemptRecord>,
+  /** Whether this failure is news (a dead thread is logged once, not at every batch). */
+  isNews: (reason: string) => boolean
+): Effect.Effect<void, SqlError.SqlError> =>
+  records.length === 0 ? Effect.void : thread.write(chunks(records)).pipe(
+    Effect.catchTag("UsageWriterFailed", (e) =>
+      Effect.zipRight(
+        isNews(e.reason)
+          ? Effect.logWarning("usage writer thread failed: rows written on the main thread").pipe(
+            Effect.annotateLogs({ reason: e.reason, rows: records.length })
+          )
+          : Effect.void,
+        insertRecords(sql, records)
+      )),
+    Effect.uninterruptible
+  )
 
 /**
  * Builds the ledger in the current scope. Invariants: `record` never blocks, never fails and
  * never touches the database; every record accepted before the scope closes is written (the
  * drain finalizer runs after the writer fiber has stopped).
  */
-export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<UsageLogShape, never, SqlClient.SqlClient | Scope.Scope> =>
+export const make = (
+  options: LedgerOptions = defaultOptions,
+  /** The database file, for the writer thread; undefined (an in-memory database) writes on this thread. */
+  file?: string
+): Effect.Effect<UsageLogShape, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const pending = yield* PendingBuffer.make<AttemptRecord>(options.capacity)
+    // Started first, so that it is stopped last: after the writer fiber and the drain below.
+    const thread = file === undefined ? undefined : yield* WriterThread.start(file, [...INSERTS], BUSY_TIMEOUT_MS)
+    let reported: string | undefined
+    const isNews = (reason: string) => {
+      const news = reason !== reported
+      reported = reason
+      return news
+    }
+    const insert = (batch: ReadonlyArray<AttemptRecord>) =>
+      thread === undefined ? insertRecords(sql, batch) : insertOnThread(thread, sql, batch, isNews)
     const flush = (batch: ReadonlyArray<AttemptRecord>) =>
-      insertRecords(sql, batch).pipe(
+      insert(batch).pipe(
         Effect.catchAllCause((cause) =>
           Effect.logError("usage rows not written", cause).pipe(Effect.annotateLogs("rows", batch.length))
         )
@@ -115,9 +155,13 @@ export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<Usa
     // runs after the writer's interruption (which waits for a flush in progress to commit).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        const rest = pending.take(Infinity)
-        yield* flush(rest)
-        if (rest.length > 0) yield* Effect.logInfo("usage ledger drained").pipe(Effect.annotateLogs("rows", rest.length))
+        // In batches, as the writer writes: one message or transaction per `maxBatch` rows.
+        let drained = 0
+        for (let batch = pending.take(options.maxBatch); batch.length > 0; batch = pending.take(options.maxBatch)) {
+          yield* flush(batch)
+          drained += batch.length
+        }
+        if (drained > 0) yield* Effect.logInfo("usage ledger drained").pipe(Effect.annotateLogs("rows", drained))
       })
     )
     const writeOnce = Effect.uninterruptibleMask((restore) =>
@@ -155,5 +199,5 @@ export const make = (options: LedgerOptions = defaultOptions): Effect.Effect<Usa
     })
   })
 
-export const layer = (options: LedgerOptions = defaultOptions): Layer.Layer<UsageLog, never, SqlClient.SqlClient> =>
-  Layer.scoped(UsageLog, make(options))
+export const layer = (options: LedgerOptions = defaultOptions, file?: string): Layer.Layer<UsageLog, never, SqlClient.SqlClient> =>
+  Layer.scoped(UsageLog, make(options, file))

@@ -85,7 +85,15 @@ export const start = (
     let dead: UsageWriterFailed | undefined
     const data: ThreadData = { driver: createRequire(import.meta.url).resolve("better-sqlite3"), path, busyTimeoutMs, inserts }
     const worker = yield* Effect.acquireRelease(
-      Effect.sync(() => new Worker(`(${threadMain.toString()})(require)`, { eval: true, workerData: data })),
+      Effect.sync(() =>
+        new Worker(`(${threadMain.toString()})(require)`, {
+          eval: true,
+          workerData: data,
+          // Its garbage is one batch's values at a time: a small heap, not the main thread's
+          // defaults (which cost ~12 MB of RSS more under load, measured at 1,000 open streams).
+          resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 }
+        })
+      ),
       (w) => Effect.promise(() => w.terminate())
     )
     const failAll = (reason: string) => {

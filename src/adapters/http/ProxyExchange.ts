@@ -4,7 +4,7 @@
  * The client leaving interrupts the fiber (before the commit) or destroys the body (after it),
  * which aborts the upstream request either way.
  */
-import { Cause, Effect, Exit, type Fiber, FiberRef, Option, Runtime, type Tracer } from "effect"
+import { Cause, Effect, Exit, type Fiber, FiberRef, FiberRefs, Option, Runtime, type Tracer } from "effect"
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http"
 import * as Lifecycle from "../../domain/Lifecycle.js"
 import { LifecycleEvent } from "../../domain/LifecycleEvent.js"
@@ -27,6 +27,8 @@ export interface ExchangeRunner {
   readonly fork: <A, E>(effect: Effect.Effect<A, E, LifecycleDeps>) => Fiber.RuntimeFiber<A, E>
   /** Runs a request's follow-up work (settlement, completion event) on the completion pump. */
   readonly complete: (work: Effect.Effect<void, never, LifecycleDeps>, then: () => void) => void
+  /** Whether the runtime traces (fixed with its layers): only then is a request's span kept. */
+  readonly tracing: boolean
 }
 
 /**
@@ -36,7 +38,11 @@ export interface ExchangeRunner {
  */
 export const makeRunner = (runtime: LifecycleRuntime): ExchangeRunner => {
   const quiet = Runtime.setFiberRef(runtime, FiberRef.unhandledErrorLogLevel, Option.none())
-  return { fork: Runtime.runFork(quiet), complete: CompletionPump.make(quiet).complete }
+  return {
+    fork: Runtime.runFork(quiet),
+    complete: CompletionPump.make(quiet).complete,
+    tracing: FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentTracerEnabled)
+  }
 }
 
 export interface ExchangeOptions {
@@ -102,9 +108,8 @@ export const runExchange = (
 
   /** The request's span when tracing is on: a continuation's attempts are its children too. */
   let span: Tracer.AnySpan | undefined
-  const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request, (s) => {
-    span = s
-  })))
+  const keepSpan = runner.tracing ? (s: Tracer.Span) => void (span = s) : undefined
+  const fiber = run(Lifecycle.handle(request).pipe(withRequestSpan(request, keepSpan)))
   let committed = false
   const onClientGone = () => {
     if (!committed) fiber.unsafeInterruptAsFork(fiber.id())
